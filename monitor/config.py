@@ -1,0 +1,183 @@
+"""One settings object, built once from the environment and an optional TOML file.
+
+Environment variables win over the file named by ``MONITOR_CONFIG``, whose keys
+are the same names in lower case without the ``MONITOR_`` prefix (for example
+``database_url``, ``slack_bot_token``). Every validation error names the
+environment variable to fix. Nothing else in the package reads the
+environment: the composition root builds ``Settings`` once and passes it down.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from monitor import __version__
+from monitor.errors import ConfigError
+
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+CONFIG_FILE_VARIABLE = "MONITOR_CONFIG"
+
+
+def _setting(default: Any, env: str, description: str, **constraints: Any) -> Any:
+    return Field(default, alias=env, description=description, **constraints)
+
+
+class Settings(BaseModel):
+    """Runtime configuration; each field's alias is its environment variable."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    database_url: str = _setting(
+        "sqlite:///monitor.db", "MONITOR_DATABASE_URL",
+        "SQLAlchemy URL; SQLite file in the working folder by default",
+    )
+    feeds_file: Path = _setting(Path("feeds.yaml"), "MONITOR_FEEDS", "path of the feeds file")
+    rules_dir: Path = _setting(Path("rules"), "MONITOR_RULES", "folder of YAML rule files")
+    slack_bot_token: str | None = _setting(
+        None, "SLACK_BOT_TOKEN", "bot token (xoxb-...) for chat.postMessage, channel per rule"
+    )
+    slack_webhook_url: str | None = _setting(
+        None, "SLACK_WEBHOOK_URL", "incoming webhook URL (one fixed channel)"
+    )
+    slack_api_url: str = _setting(
+        DEFAULT_SLACK_API_URL, "SLACK_API_URL", "Slack Web API base URL"
+    )
+    slack_channel: str | None = _setting(
+        None, "MONITOR_SLACK_CHANNEL", "channel for rules that name none"
+    )
+    ops_channel: str | None = _setting(
+        None, "MONITOR_OPS_CHANNEL", "channel told when a rule file breaks on reload"
+    )
+    allow_private_addresses: bool = _setting(
+        False, "MONITOR_ALLOW_PRIVATE_ADDRESSES",
+        "allow feeds on loopback, private, link-local and other non-public addresses",
+    )
+    poll_interval: float = _setting(
+        300.0, "MONITOR_POLL_INTERVAL", "seconds between polls of a feed", ge=10, le=86400 * 7
+    )
+    poll_tick: float = _setting(
+        30.0, "MONITOR_POLL_TICK", "seconds between checks for due feeds", ge=1, le=3600
+    )
+    delivery_interval: float = _setting(
+        15.0, "MONITOR_DELIVERY_INTERVAL", "seconds between delivery runs", ge=1, le=3600
+    )
+    connect_timeout: float = _setting(
+        10.0, "MONITOR_CONNECT_TIMEOUT", "seconds to connect to a feed server", gt=0, le=300
+    )
+    read_timeout: float = _setting(
+        30.0, "MONITOR_READ_TIMEOUT", "seconds to wait for each read from a feed server",
+        gt=0, le=600,
+    )
+    feed_deadline: float = _setting(
+        60.0, "MONITOR_FEED_DEADLINE", "total seconds allowed for one feed fetch", gt=0, le=3600
+    )
+    max_feed_bytes: int = _setting(
+        10 * 1024 * 1024, "MONITOR_MAX_FEED_BYTES", "cap on a feed's decoded body",
+        ge=1024, le=1024**3,
+    )
+    max_redirects: int = _setting(5, "MONITOR_MAX_REDIRECTS", "redirects followed", ge=0, le=20)
+    concurrency: int = _setting(
+        50, "MONITOR_CONCURRENCY", "feeds fetched at once", ge=1, le=1000
+    )
+    parse_workers: int = _setting(
+        0, "MONITOR_PARSE_WORKERS",
+        "processes that parse feeds; 0 means one per CPU, 1 parses in a thread", ge=0, le=64,
+    )
+    alert_window_hours: float = _setting(
+        24.0, "MONITOR_ALERT_WINDOW_HOURS",
+        "on a feed's first poll, alert only on items published this recently", ge=0, le=24 * 365,
+    )
+    delivery_batch: int = _setting(
+        50, "MONITOR_DELIVERY_BATCH", "alerts sent per delivery run", ge=1, le=10000
+    )
+    slack_max_retries: int = _setting(
+        3, "MONITOR_SLACK_MAX_RETRIES", "retries of a 429, 5xx or connection error", ge=0, le=10
+    )
+    user_agent: str = _setting(
+        f"media-monitor/{__version__} (self-hosted news alerting)", "MONITOR_USER_AGENT",
+        "User-Agent sent to feed servers",
+    )
+    log_level: str = _setting("INFO", "MONITOR_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR")
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _slash_terminated(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("slack_webhook_url")
+    @classmethod
+    def _webhook_is_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value or None
+
+    @field_validator("slack_bot_token", "slack_channel", "ops_channel")
+    @classmethod
+    def _empty_is_unset(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return level
+
+    @property
+    def slack_configured(self) -> bool:
+        return bool(self.slack_bot_token or self.slack_webhook_url)
+
+    @classmethod
+    def environment_names(cls) -> dict[str, str]:
+        """Field name -> environment variable, for docs and checks."""
+        return {name: str(info.alias) for name, info in cls.model_fields.items()}
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from ``environ`` (default: the process environment) and its config file."""
+    environ = os.environ if environ is None else environ
+    env_names = Settings.environment_names()
+    values: dict[str, Any] = {}
+    config_file = environ.get(CONFIG_FILE_VARIABLE)
+    if config_file:
+        values.update(_read_config_file(Path(config_file), env_names))
+    for name in env_names.values():
+        if name in environ:
+            values[name] = environ[name]
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        location = str(first["loc"][0]) if first["loc"] else CONFIG_FILE_VARIABLE
+        raise ConfigError(location, _describe(first, values.get(location))) from exc
+
+
+def _read_config_file(path: Path, env_names: Mapping[str, str]) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(CONFIG_FILE_VARIABLE, f"cannot read {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(CONFIG_FILE_VARIABLE, f"{path}: {exc}") from exc
+    values: dict[str, Any] = {}
+    by_key = {env.lower().removeprefix("monitor_"): env for env in env_names.values()}
+    for key, value in data.items():
+        if key not in by_key:
+            known = ", ".join(sorted(by_key))
+            raise ConfigError(CONFIG_FILE_VARIABLE, f"{path}: unknown key {key!r} (known: {known})")
+        values[by_key[key]] = value
+    return values
+
+
+def _describe(error: Any, value: Any) -> str:
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{message} (got {value!r})" if value is not None else message

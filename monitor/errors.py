@@ -1,0 +1,81 @@
+"""The one exception tree of media-monitor.
+
+    MonitorError
+    ├── ConfigError        a setting is missing or invalid (names the variable)
+    ├── FeedError          one feed failed (carries the feed URL)
+    │   ├── FetchError     network, HTTP status, size, redirect or address refusal
+    │   └── FeedParseError the body is not a feed we can read
+    ├── RuleError          rule files are invalid (carries every problem with file:line:col)
+    ├── StoreError         the database is unreachable or refused a write
+    └── DeliveryError      Slack (or the console) did not take an alert (carries the channel)
+
+Third-party exceptions are wrapped once, at the edge that called the library,
+with ``raise ... from exc``. Messages say what to check next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class MonitorError(Exception):
+    """Base class: the CLI prints ``str(error)`` on one line and exits non-zero."""
+
+
+class ConfigError(MonitorError):
+    def __init__(self, setting: str, message: str) -> None:
+        self.setting = setting
+        super().__init__(f"{setting}: {message}")
+
+
+class FeedError(MonitorError):
+    def __init__(self, url: str, message: str) -> None:
+        self.url = url
+        self.message = message
+        super().__init__(f"{url}: {message}")
+
+
+class FetchError(FeedError):
+    def __init__(self, url: str, message: str, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(url, message)
+
+
+class FeedParseError(FeedError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class RuleProblem:
+    """One problem in a rule file, located to the character."""
+
+    file: str
+    line: int  # 1-based
+    column: int  # 1-based
+    message: str
+    severity: str = "error"  # "error" or "warning"
+    hint: str | None = None
+
+    def __str__(self) -> str:
+        text = f"{self.file}:{self.line}:{self.column}: {self.message}"
+        if self.severity == "warning":
+            text = f"{self.file}:{self.line}:{self.column}: warning: {self.message}"
+        return f"{text} ({self.hint})" if self.hint else text
+
+
+class RuleError(MonitorError):
+    def __init__(self, problems: Sequence[RuleProblem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(problem) for problem in self.problems))
+
+
+class StoreError(MonitorError):
+    pass
+
+
+class DeliveryError(MonitorError):
+    def __init__(self, channel: str, message: str, *, permanent: bool = False) -> None:
+        self.channel = channel
+        self.permanent = permanent
+        super().__init__(f"{channel}: {message}")
