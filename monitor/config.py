@@ -9,6 +9,7 @@ environment: the composition root builds ``Settings`` once and passes it down.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -57,6 +58,10 @@ class Settings(BaseModel):
     allow_private_addresses: bool = _setting(
         False, "MONITOR_ALLOW_PRIVATE_ADDRESSES",
         "allow feeds on loopback, private, link-local and other non-public addresses",
+    )
+    allowed_networks: tuple[str, ...] = _setting(
+        (), "MONITOR_ALLOWED_NETWORKS",
+        "comma-separated CIDRs allowed even though non-public (an intranet feed server)",
     )
     poll_interval: float = _setting(
         300.0, "MONITOR_POLL_INTERVAL", "seconds between polls of a feed", ge=10, le=86400 * 7
@@ -123,6 +128,18 @@ class Settings(BaseModel):
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
+
+    @field_validator("allowed_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{network!r} is not a network such as 10.0.0.0/8") from exc
+        return tuple(value)
 
     @field_validator("log_level")
     @classmethod
