@@ -1,0 +1,38 @@
+# One verb per job. `make run` and `make test` work on a fresh machine with Python 3.11+.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run poll test lint typecheck check bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)            ## install, then run the service on the embedded defaults
+	$(BIN)/monitor run
+
+poll: $(STAMP)           ## one cycle: fetch, match, store, deliver, then exit
+	$(BIN)/monitor poll --once
+
+test: $(STAMP)           ## the whole test suite (starts its own PostgreSQL and HTTP servers)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check monitor tests benchmarks
+	$(BIN)/ruff format --check monitor tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+check: lint typecheck test
+
+bench: $(STAMP)          ## benchmarks: poll cycle (needs nginx) and matching
+	$(BIN)/python benchmarks/poll.py
+	$(BIN)/python benchmarks/matching.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
