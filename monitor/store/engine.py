@@ -1,0 +1,97 @@
+"""Opening a database: URL normalisation, engine settings per backend, error wrapping.
+
+The Store is the only caller. SQLite gets WAL, foreign keys, a busy timeout and
+BEGIN IMMEDIATE for writes; PostgreSQL gets psycopg 3 and pool_pre_ping so a
+server restart is survived by the next call.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    InterfaceError,
+    NoSuchModuleError,
+    OperationalError,
+)
+
+from monitor.errors import StoreError
+
+SETTING = "MONITOR_DATABASE_URL"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+PG_CONNECT_TIMEOUT_S = 10
+WRITE_OPTION = "monitor_write"  # execution option: this transaction will write
+
+
+def parse_url(url: str) -> URL:
+    """The SQLAlchemy URL, with `postgresql://` (and `postgres://`) sent to psycopg 3."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            url = "postgresql+psycopg://" + url.removeprefix(prefix)
+    try:
+        return make_url(url)
+    except ArgumentError as exc:
+        raise StoreError(
+            f"{SETTING}: cannot parse {url!r} as a database URL "
+            "(expected sqlite:///path or postgresql://user:password@host/dbname)"
+        ) from exc
+
+
+def mask(url: URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+def create_store_engine(url: URL) -> Engine:
+    """An engine for `url` with the settings its backend needs; does not connect yet."""
+    try:
+        if url.get_backend_name() == "sqlite":
+            return _sqlite_engine(url)
+        if url.get_backend_name() == "postgresql":
+            connect_args: dict[str, Any] = {}
+            if "connect_timeout" not in url.query:
+                connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_S
+            return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+        raise StoreError(f"{SETTING}: cannot use {mask(url)}: {exc}") from exc
+    raise StoreError(
+        f"{SETTING}: unsupported database {url.get_backend_name()!r} in {mask(url)}; "
+        "use sqlite:///path or postgresql://..."
+    )
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 module (it would not BEGIN before
+        # SELECT); SQLAlchemy's "begin" event below emits BEGIN itself.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        # A writer takes the write lock up front: a deferred transaction that read first
+        # would fail with SQLITE_BUSY instead of waiting for busy_timeout.
+        write = connection.get_execution_options().get(WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+def wrap_error(url: URL, exc: DBAPIError) -> StoreError:
+    """One StoreError naming the setting and the masked URL, saying what to check."""
+    cause = str(exc.orig).strip() if exc.orig is not None else str(exc)
+    if isinstance(exc, OperationalError | InterfaceError):
+        return StoreError(
+            f"database {mask(url)} is unavailable: {cause} (is the server running? check {SETTING})"
+        )
+    return StoreError(f"database {mask(url)} refused the operation: {cause}")

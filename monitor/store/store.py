@@ -1,0 +1,650 @@
+"""The Store: every read and write of feeds, articles, matches and deliveries.
+
+It takes and returns values (monitor.model and the dataclasses below); SQLAlchemy
+connections never leave this module. Store-then-send: record_poll writes articles,
+matches and pending deliveries in one transaction; the notifier claims deliveries
+later and marks them sent or failed. Claims use leases (and SKIP LOCKED on
+PostgreSQL) so several workers or overlapping cycles never take the same row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any, Unpack
+
+from alembic import command
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Insert,
+    Row,
+    Select,
+    and_,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
+
+from monitor.errors import StoreError
+from monitor.model import Article, FeedSpec, Match, TermHit
+from monitor.store.engine import WRITE_OPTION, create_store_engine, parse_url, wrap_error
+from monitor.store.migrate import alembic_config
+from monitor.store.schema import (
+    DELIVERY_STATUSES,
+    UTCDateTime,
+    articles,
+    deliveries,
+    feeds,
+    matches,
+)
+
+# Arbitrary constant key: concurrent `upgrade()` calls on PostgreSQL migrate one at a time.
+_MIGRATION_LOCK_KEY = 0x6D6F6E69746F72
+# Keeps IN (...) lists well under SQLite's bound-parameter limit.
+_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class FeedState:
+    """What the pipeline needs to poll a feed and decide what to do with the result."""
+
+    url: str
+    name: str
+    tags: tuple[str, ...]
+    interval: float | None
+    etag: str | None
+    last_modified: str | None
+    body_digest: str | None
+    error_count: int  # consecutive failed polls
+    last_error: str | None
+    last_status: int | None
+    last_polled_at: datetime | None
+    last_success_at: datetime | None
+    next_poll_at: datetime | None
+    first_polled_at: datetime | None  # None until the first successful poll: the backlog poll
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PollOutcome:
+    """Everything one poll of one feed produced, written in one transaction.
+
+    On success, etag/last_modified/body_digest replace the stored ones; None keeps the
+    stored value (a 304 need not repeat its validators). On error they are left alone.
+    Matches whose channel is None are stored but get no delivery: there is nowhere to send.
+    """
+
+    feed_url: str
+    polled_at: datetime
+    next_poll_at: datetime
+    status: int | None  # HTTP status, None if no response
+    error: str | None = None  # set when the poll failed: error_count += 1, fetch state kept
+    etag: str | None = None
+    last_modified: str | None = None
+    body_digest: str | None = None
+    articles: Sequence[tuple[Article, Sequence[Match]]] = ()
+    alert_since: datetime | None = None  # deliveries only for articles published >= this
+
+
+@dataclass(frozen=True, slots=True)
+class PollSaved:
+    """What record_poll added: only articles never seen before count."""
+
+    new_articles: int
+    new_matches: int
+    new_deliveries: int
+
+
+@dataclass(frozen=True, slots=True)
+class PendingDelivery:
+    """One alert to send: an article and its matches for one channel."""
+
+    id: int
+    channel: str
+    attempts: int
+    article: Article
+    matches: tuple[Match, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMatch:
+    """A stored match with its article and the state of its delivery (None: none created)."""
+
+    article: Article
+    match: Match
+    created_at: datetime
+    delivery_status: str | None
+
+
+_ARTICLE_COLUMNS = (
+    articles.c.entry_id,
+    articles.c.link,
+    articles.c.title,
+    articles.c.summary,
+    articles.c.content,
+    articles.c.authors,
+    articles.c.categories,
+    articles.c.language,
+    articles.c.published,
+    articles.c.dated,
+    feeds.c.url.label("feed_url"),
+    feeds.c.name.label("feed_name"),
+    feeds.c.tags.label("feed_tags"),
+)
+_MATCH_COLUMNS = (
+    matches.c.rule_id,
+    matches.c.rule_title,
+    matches.c.severity,
+    matches.c.channel,
+    matches.c.hits,
+)
+
+
+class Store:
+    """The database behind one narrow, intent-named API. Safe to share between threads."""
+
+    def __init__(self, engine: Engine, url: URL) -> None:
+        """Use `Store.open`; this only wires an existing engine."""
+        self._engine = engine
+        self._url = url
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        """Open and check the database at `url` (raises StoreError when unreachable)."""
+        parsed = parse_url(url)
+        store = cls(create_store_engine(parsed), parsed)
+        try:
+            with store._transaction():
+                pass  # connect now, so a wrong URL or a down server fails at start
+        except StoreError:
+            store.close()
+            raise
+        return store
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    @contextmanager
+    def _transaction(self, *, write: bool = False) -> Iterator[Connection]:
+        """One connection in one transaction; driver errors become StoreError here, once."""
+        try:
+            with self._engine.connect() as connection:
+                if write:
+                    connection.execution_options(**{WRITE_OPTION: True})
+                with connection.begin():
+                    yield connection
+        except DBAPIError as exc:
+            raise wrap_error(self._url, exc) from exc
+
+    # -- schema ---------------------------------------------------------------------------
+
+    def upgrade(self) -> None:
+        """Migrate the schema to the newest revision (creates it in an empty database)."""
+        with self._transaction(write=True) as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
+                )
+            command.upgrade(alembic_config(connection), "head")
+
+    def revision(self) -> str | None:
+        """The schema revision of the database; None before the first upgrade."""
+        with self._transaction() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+
+    # -- feeds ----------------------------------------------------------------------------
+
+    def sync_feeds(self, specs: Sequence[FeedSpec], now: datetime) -> None:
+        """Make the feeds table follow the feeds file, keeping history.
+
+        New feeds are due at once; feeds gone from the file are deactivated, and
+        reactivated if they return. A changed interval takes effect now: the next poll
+        moves earlier if the new interval says so (to "due now" for the global one).
+        """
+        wanted = {spec.url: spec for spec in specs}
+        with self._transaction(write=True) as connection:
+            stored = {row.url: row for row in connection.execute(select(feeds))}
+            for spec in wanted.values():
+                row = stored.get(spec.url)
+                if row is None:
+                    connection.execute(
+                        feeds.insert().values(
+                            url=spec.url,
+                            name=spec.name,
+                            tags=list(spec.tags),
+                            interval=spec.interval,
+                            active=True,
+                            error_count=0,
+                        )
+                    )
+                    continue
+                changes: dict[str, Any] = {}
+                if row.name != spec.name:
+                    changes["name"] = spec.name
+                if tuple(row.tags) != spec.tags:
+                    changes["tags"] = list(spec.tags)
+                if row.interval != spec.interval:
+                    changes["interval"] = spec.interval
+                    changes["next_poll_at"] = _sooner_poll(row.next_poll_at, now, spec.interval)
+                if not row.active:
+                    changes["active"] = True
+                if changes:
+                    connection.execute(update(feeds).where(feeds.c.id == row.id).values(changes))
+            gone = [row.id for url, row in stored.items() if url not in wanted and row.active]
+            for chunk in _chunks(gone):
+                connection.execute(update(feeds).where(feeds.c.id.in_(chunk)).values(active=False))
+
+    def claim_due_feeds(
+        self, now: datetime, lease: timedelta, limit: int | None = None
+    ) -> list[FeedState]:
+        """Active feeds due at `now`, each leased until now+lease so nobody else polls it.
+
+        The returned states carry the lease as next_poll_at; record_poll replaces it.
+        """
+        due = (
+            select(feeds.c.id)
+            .where(feeds.c.active, or_(feeds.c.next_poll_at.is_(None), feeds.c.next_poll_at <= now))
+            .order_by(feeds.c.next_poll_at.asc().nulls_first(), feeds.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        claim = (
+            update(feeds)
+            .where(feeds.c.id.in_(due))
+            .values(next_poll_at=now + lease)
+            .returning(*feeds.c)
+        )
+        with self._transaction(write=True) as connection:
+            rows = connection.execute(claim).all()
+        return sorted((_feed_state(row) for row in rows), key=lambda state: state.url)
+
+    def feeds(self) -> list[FeedState]:
+        """Every feed, active or not, by URL."""
+        with self._transaction() as connection:
+            rows = connection.execute(select(feeds).order_by(feeds.c.url)).all()
+        return [_feed_state(row) for row in rows]
+
+    # -- polls ----------------------------------------------------------------------------
+
+    def record_poll(self, outcome: PollOutcome) -> PollSaved:
+        """Write one poll's result atomically; only never-seen articles get matches and alerts.
+
+        An article is new unless its (feed, entry_id) or its canonical link is already
+        stored, in any feed. Inserts use ON CONFLICT DO NOTHING, so concurrent writers of
+        the same article store it, and alert on it, exactly once.
+        """
+        for article, _ in outcome.articles:
+            if article.feed_url != outcome.feed_url:
+                raise StoreError(
+                    f"{outcome.feed_url}: poll outcome holds an article of {article.feed_url} "
+                    f"({article.entry_id!r}); a poll records articles of its own feed only"
+                )
+        with self._transaction(write=True) as connection:
+            feed_id = connection.execute(
+                select(feeds.c.id).where(feeds.c.url == outcome.feed_url)
+            ).scalar_one_or_none()
+            if feed_id is None:
+                raise StoreError(
+                    f"{outcome.feed_url}: feed is not in the database; "
+                    "sync the feeds file (Store.sync_feeds) before recording polls"
+                )
+            # Updating the feed row first also serialises concurrent polls of one feed.
+            connection.execute(
+                update(feeds).where(feeds.c.id == feed_id).values(_fetch_state(outcome))
+            )
+            fresh = _unseen(connection, feed_id, outcome.articles)
+            new_articles = new_matches = new_deliveries = 0
+            for article, article_matches in fresh:
+                article_id = connection.execute(
+                    _insert_ignoring_conflicts(connection)
+                    .values(_article_row(feed_id, article, outcome.polled_at))
+                    .returning(articles.c.id)
+                ).scalar_one_or_none()
+                if article_id is None:
+                    continue  # stored meanwhile by another writer, or by another feed's link
+                new_articles += 1
+                by_rule: dict[str, Match] = {}
+                for match in article_matches:
+                    by_rule.setdefault(match.rule_id, match)
+                unique = list(by_rule.values())
+                if unique:
+                    connection.execute(
+                        matches.insert(),
+                        [_match_row(article_id, match, outcome.polled_at) for match in unique],
+                    )
+                    new_matches += len(unique)
+                if outcome.alert_since is not None and article.published < outcome.alert_since:
+                    continue
+                channels = list(dict.fromkeys(m.channel for m in unique if m.channel))
+                if channels:
+                    connection.execute(
+                        deliveries.insert(),
+                        [
+                            {
+                                "article_id": article_id,
+                                "channel": channel,
+                                "status": "pending",
+                                "attempts": 0,
+                                "next_attempt_at": outcome.polled_at,
+                                "created_at": outcome.polled_at,
+                            }
+                            for channel in channels
+                        ],
+                    )
+                    new_deliveries += len(channels)
+        return PollSaved(new_articles, new_matches, new_deliveries)
+
+    def articles(
+        self, since: datetime | None = None, feed_url: str | None = None, limit: int | None = None
+    ) -> list[Article]:
+        """Stored articles, newest published first, for dry runs of rules over what was seen."""
+        query = _article_select()
+        if since is not None:
+            query = query.where(articles.c.published >= since)
+        if feed_url is not None:
+            query = query.where(feeds.c.url == feed_url)
+        query = query.order_by(articles.c.published.desc(), articles.c.id.desc()).limit(limit)
+        with self._transaction() as connection:
+            rows = connection.execute(query).all()
+        return [_article(row) for row in rows]
+
+    def recent_matches(self, limit: int = 50, since: datetime | None = None) -> list[StoredMatch]:
+        """Stored matches, newest first, with their article and delivery status."""
+        query = (
+            select(*_ARTICLE_COLUMNS, *_MATCH_COLUMNS, matches.c.created_at, deliveries.c.status)
+            .select_from(
+                matches.join(articles, articles.c.id == matches.c.article_id)
+                .join(feeds, feeds.c.id == articles.c.feed_id)
+                .outerjoin(
+                    deliveries,
+                    and_(
+                        deliveries.c.article_id == matches.c.article_id,
+                        deliveries.c.channel == matches.c.channel,
+                    ),
+                )
+            )
+            .order_by(matches.c.created_at.desc(), matches.c.id.desc())
+            .limit(limit)
+        )
+        if since is not None:
+            query = query.where(matches.c.created_at >= since)
+        with self._transaction() as connection:
+            rows = connection.execute(query).all()
+        return [StoredMatch(_article(row), _match(row), row.created_at, row.status) for row in rows]
+
+    # -- deliveries -----------------------------------------------------------------------
+
+    def claim_deliveries(
+        self, now: datetime, lease: timedelta, limit: int
+    ) -> list[PendingDelivery]:
+        """Pending deliveries due at `now`, oldest first, each leased until now+lease."""
+        due = (
+            select(deliveries.c.id)
+            .where(deliveries.c.status == "pending", deliveries.c.next_attempt_at <= now)
+            .order_by(deliveries.c.created_at, deliveries.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        claim = (
+            update(deliveries)
+            .where(deliveries.c.id.in_(due))
+            .values(next_attempt_at=now + lease)
+            .returning(
+                deliveries.c.id,
+                deliveries.c.article_id,
+                deliveries.c.channel,
+                deliveries.c.attempts,
+                deliveries.c.created_at,
+            )
+        )
+        with self._transaction(write=True) as connection:
+            claimed = sorted(connection.execute(claim).all(), key=lambda r: (r.created_at, r.id))
+            article_ids = list({row.article_id for row in claimed})
+            by_id: dict[int, Article] = {}
+            found: dict[tuple[int, str | None], list[Match]] = {}
+            for chunk in _chunks(article_ids):
+                for row in connection.execute(
+                    _article_select(articles.c.id).where(articles.c.id.in_(chunk))
+                ):
+                    by_id[row.id] = _article(row)
+                for row in connection.execute(
+                    select(matches.c.article_id, *_MATCH_COLUMNS)
+                    .where(matches.c.article_id.in_(chunk))
+                    .order_by(matches.c.id)
+                ):
+                    found.setdefault((row.article_id, row.channel), []).append(_match(row))
+        return [
+            PendingDelivery(
+                id=row.id,
+                channel=row.channel,
+                attempts=row.attempts,
+                article=by_id[row.article_id],
+                matches=tuple(found.get((row.article_id, row.channel), ())),
+            )
+            for row in claimed
+        ]
+
+    def mark_delivered(self, delivery_id: int, now: datetime, reference: str | None) -> None:
+        """Record a successful send (reference: the Slack message ts, if any)."""
+        with self._transaction(write=True) as connection:
+            result = connection.execute(
+                update(deliveries)
+                .where(deliveries.c.id == delivery_id)
+                .values(
+                    status="sent",
+                    attempts=deliveries.c.attempts + 1,
+                    last_attempt_at=now,
+                    sent_at=now,
+                    reference=reference,
+                )
+            )
+            if result.rowcount == 0:
+                raise StoreError(f"delivery {delivery_id} does not exist; cannot mark it sent")
+
+    def mark_failed(
+        self, delivery_id: int, now: datetime, error: str, retry_at: datetime | None
+    ) -> None:
+        """Record a failed send: retry at `retry_at`, or give up for good when it is None.
+
+        A delivery that is no longer pending (another worker sent it after our lease ran
+        out) is left as it is, so a late failure never re-queues a sent alert.
+        """
+        changes: dict[str, Any] = {
+            "attempts": deliveries.c.attempts + 1,
+            "last_attempt_at": now,
+            "last_error": error,
+        }
+        if retry_at is None:
+            changes["status"] = "failed"
+        else:
+            changes["next_attempt_at"] = retry_at
+        with self._transaction(write=True) as connection:
+            result = connection.execute(
+                update(deliveries)
+                .where(deliveries.c.id == delivery_id, deliveries.c.status == "pending")
+                .values(changes)
+            )
+            if (
+                result.rowcount == 0
+                and not connection.execute(
+                    select(deliveries.c.id).where(deliveries.c.id == delivery_id)
+                ).first()
+            ):
+                raise StoreError(f"delivery {delivery_id} does not exist; cannot mark it failed")
+
+    def delivery_counts(self) -> dict[str, int]:
+        """Deliveries per status; every status is present, zero included."""
+        with self._transaction() as connection:
+            rows = connection.execute(
+                select(deliveries.c.status, func.count()).group_by(deliveries.c.status)
+            ).all()
+        return {status: 0 for status in DELIVERY_STATUSES} | {row[0]: row[1] for row in rows}
+
+
+def _sooner_poll(
+    next_poll_at: datetime | None, now: datetime, interval: float | None
+) -> datetime | None:
+    if interval is None or next_poll_at is None:
+        return None
+    return min(next_poll_at, now + timedelta(seconds=interval))
+
+
+def _fetch_state(outcome: PollOutcome) -> dict[str, Any]:
+    state: dict[str, Any] = {
+        "last_polled_at": outcome.polled_at,
+        "last_status": outcome.status,
+        "next_poll_at": outcome.next_poll_at,
+    }
+    if outcome.error is not None:
+        state["error_count"] = feeds.c.error_count + 1
+        state["last_error"] = outcome.error
+        return state
+    state["error_count"] = 0
+    state["last_error"] = None
+    state["last_success_at"] = outcome.polled_at
+    state["first_polled_at"] = func.coalesce(
+        feeds.c.first_polled_at, literal(outcome.polled_at, UTCDateTime())
+    )
+    for name in ("etag", "last_modified", "body_digest"):
+        if getattr(outcome, name) is not None:
+            state[name] = getattr(outcome, name)
+    return state
+
+
+def _unseen(
+    connection: Connection, feed_id: int, batch: Sequence[tuple[Article, Sequence[Match]]]
+) -> list[tuple[Article, Sequence[Match]]]:
+    """Articles of `batch` not stored yet, in an order every writer shares.
+
+    A cheap pre-filter: the ON CONFLICT inserts stay the authority under concurrency.
+    Sorting by link makes concurrent writers take the unique-index locks in the same
+    order, so two feeds carrying the same stories cannot deadlock on PostgreSQL.
+    """
+    by_entry: dict[str, tuple[Article, Sequence[Match]]] = {}
+    for article, article_matches in batch:
+        by_entry.setdefault(article.entry_id, (article, article_matches))  # first one wins
+    known_entries: set[str] = set()
+    known_links: set[str] = set()
+    links = [article.link for article, _ in by_entry.values() if article.link is not None]
+    for chunk in _chunks(list(by_entry)):
+        known_entries.update(
+            connection.execute(
+                select(articles.c.entry_id).where(
+                    articles.c.feed_id == feed_id, articles.c.entry_id.in_(chunk)
+                )
+            ).scalars()
+        )
+    for chunk in _chunks(links):
+        known_links.update(
+            connection.execute(select(articles.c.link).where(articles.c.link.in_(chunk))).scalars()
+        )
+    fresh = [
+        (article, article_matches)
+        for article, article_matches in by_entry.values()
+        if article.entry_id not in known_entries and article.link not in known_links
+    ]
+    return sorted(fresh, key=lambda pair: (pair[0].link or "", pair[0].entry_id))
+
+
+def _insert_ignoring_conflicts(connection: Connection) -> Insert:
+    if connection.dialect.name == "postgresql":
+        return postgresql.insert(articles).on_conflict_do_nothing()
+    return sqlite.insert(articles).on_conflict_do_nothing()
+
+
+def _article_row(feed_id: int, article: Article, seen_at: datetime) -> dict[str, Any]:
+    return {
+        "feed_id": feed_id,
+        "entry_id": article.entry_id,
+        "link": article.link,
+        "title": article.title,
+        "summary": article.summary,
+        "content": article.content,
+        "authors": list(article.authors),
+        "categories": list(article.categories),
+        "language": article.language,
+        "published": article.published,
+        "dated": article.dated,
+        "seen_at": seen_at,
+    }
+
+
+def _match_row(article_id: int, match: Match, created_at: datetime) -> dict[str, Any]:
+    return {
+        "article_id": article_id,
+        "rule_id": match.rule_id,
+        "rule_title": match.rule_title,
+        "severity": match.severity,
+        "channel": match.channel,
+        "hits": [asdict(hit) for hit in match.hits],
+        "created_at": created_at,
+    }
+
+
+def _article_select(*extra: Any) -> Select[Any]:
+    return select(*_ARTICLE_COLUMNS, *extra).select_from(
+        articles.join(feeds, feeds.c.id == articles.c.feed_id)
+    )
+
+
+def _article(row: Row[Unpack[tuple[Any, ...]]]) -> Article:
+    return Article(
+        feed_url=row.feed_url,
+        entry_id=row.entry_id,
+        title=row.title,
+        published=row.published,
+        link=row.link,
+        summary=row.summary,
+        content=row.content,
+        authors=tuple(row.authors),
+        categories=tuple(row.categories),
+        language=row.language,
+        dated=row.dated,
+        feed_name=row.feed_name,
+        feed_tags=tuple(row.feed_tags),
+    )
+
+
+def _match(row: Row[Unpack[tuple[Any, ...]]]) -> Match:
+    return Match(
+        rule_id=row.rule_id,
+        rule_title=row.rule_title,
+        severity=row.severity,
+        channel=row.channel,
+        hits=tuple(TermHit(**hit) for hit in row.hits),
+    )
+
+
+def _feed_state(row: Row[Unpack[tuple[Any, ...]]]) -> FeedState:
+    return FeedState(
+        url=row.url,
+        name=row.name,
+        tags=tuple(row.tags),
+        interval=row.interval,
+        etag=row.etag,
+        last_modified=row.last_modified,
+        body_digest=row.body_digest,
+        error_count=row.error_count,
+        last_error=row.last_error,
+        last_status=row.last_status,
+        last_polled_at=row.last_polled_at,
+        last_success_at=row.last_success_at,
+        next_poll_at=row.next_poll_at,
+        first_polled_at=row.first_polled_at,
+        active=row.active,
+    )
+
+
+def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]
