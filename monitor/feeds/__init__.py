@@ -1,0 +1,1 @@
+"""Feed adapters: fetching bodies over HTTP (fetch, guard) and parsing them (parse)."""
