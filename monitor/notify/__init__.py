@@ -2,7 +2,7 @@
 
 from monitor.notify.base import AlertSender, RetryLaterError
 from monitor.notify.console import ConsoleSender
-from monitor.notify.render import SlackMessage, escape_mrkdwn, render_alert
+from monitor.notify.render import SlackMessage, escape_mrkdwn, render_alert, render_notice
 from monitor.notify.slack import SlackBotSender, SlackIdentity, SlackWebhookSender, check_slack
 
 __all__ = [
@@ -16,4 +16,5 @@ __all__ = [
     "check_slack",
     "escape_mrkdwn",
     "render_alert",
+    "render_notice",
 ]

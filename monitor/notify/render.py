@@ -34,6 +34,7 @@ SEVERITY_EMOJI = {
     "info": ":information_source:",
 }
 UNKNOWN_SEVERITY_EMOJI = ":white_circle:"
+NOTICE_EMOJI = ":warning:"
 _SEVERITY_ORDER = tuple(SEVERITY_EMOJI)
 
 # Bidi embeddings/overrides/isolates and marks: they reorder what the reader sees.
@@ -75,6 +76,20 @@ def render_alert(article: Article, matches: Sequence[Match]) -> SlackMessage:
     if snippet:
         blocks.append(snippet)
     return SlackMessage(text=_fallback(article, ordered), blocks=tuple(blocks))
+
+
+def render_notice(summary: str) -> SlackMessage:
+    """An operator notice (e.g. rule files that failed to reload) as a preformatted block."""
+    # A run of three backticks would close the preformatted block early.
+    body = _escaped(summary.strip().replace("```", "'''"), MAX_SECTION - 6) or "(empty notice)"
+    lines = summary.strip().splitlines()
+    first = _one_line(lines[0]) if lines else "(empty notice)"
+    text = _escaped(f"media-monitor: {first}", MAX_FALLBACK - len(NOTICE_EMOJI) - 1)
+    header = {"type": "plain_text", "text": "media-monitor notice", "emoji": False}
+    return SlackMessage(
+        text=f"{NOTICE_EMOJI} {text}",
+        blocks=({"type": "header", "text": header}, _section(f"```{body}```")),
+    )
 
 
 def safe_link(url: str | None) -> str | None:

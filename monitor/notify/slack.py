@@ -99,6 +99,12 @@ class SlackBotSender:
 
     def send(self, channel: str, message: SlackMessage) -> str | None:
         """Post ``message`` to ``channel``; return its ``ts``."""
+        if not channel.strip():
+            raise DeliveryError(
+                "(no channel)",
+                "nothing to post to: give the rule a channel or set MONITOR_SLACK_CHANNEL",
+                permanent=True,
+            )
         try:
             response = self._client.chat_postMessage(
                 channel=channel,
