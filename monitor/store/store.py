@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any, Unpack
+from typing import Any
 
 from alembic import command
 from alembic.runtime.migration import MigrationContext
@@ -597,7 +597,7 @@ def _article_select(*extra: Any) -> Select[Any]:
     )
 
 
-def _article(row: Row[Unpack[tuple[Any, ...]]]) -> Article:
+def _article(row: Row[*tuple[Any, ...]]) -> Article:
     return Article(
         feed_url=row.feed_url,
         entry_id=row.entry_id,
@@ -615,7 +615,7 @@ def _article(row: Row[Unpack[tuple[Any, ...]]]) -> Article:
     )
 
 
-def _match(row: Row[Unpack[tuple[Any, ...]]]) -> Match:
+def _match(row: Row[*tuple[Any, ...]]) -> Match:
     return Match(
         rule_id=row.rule_id,
         rule_title=row.rule_title,
@@ -625,7 +625,7 @@ def _match(row: Row[Unpack[tuple[Any, ...]]]) -> Match:
     )
 
 
-def _feed_state(row: Row[Unpack[tuple[Any, ...]]]) -> FeedState:
+def _feed_state(row: Row[*tuple[Any, ...]]) -> FeedState:
     return FeedState(
         url=row.url,
         name=row.name,
