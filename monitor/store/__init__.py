@@ -1,6 +1,7 @@
 """Storage: feeds, articles, matches and deliveries in SQLite or PostgreSQL, with migrations."""
 
 from monitor.store.store import (
+    DEFAULT_CHANNEL,
     FeedState,
     PendingDelivery,
     PollOutcome,
@@ -9,4 +10,12 @@ from monitor.store.store import (
     StoredMatch,
 )
 
-__all__ = ["FeedState", "PendingDelivery", "PollOutcome", "PollSaved", "Store", "StoredMatch"]
+__all__ = [
+    "DEFAULT_CHANNEL",
+    "FeedState",
+    "PendingDelivery",
+    "PollOutcome",
+    "PollSaved",
+    "Store",
+    "StoredMatch",
+]

@@ -124,15 +124,13 @@ matches = Table(
     Index(None, "created_at"),
 )
 
-DELIVERY_STATUSES = ("pending", "sent", "failed")
-
 deliveries = Table(
     "deliveries",
     metadata,
     Column("id", Integer, primary_key=True),
     Column("article_id", Integer, ForeignKey("articles.id", ondelete="CASCADE"), nullable=False),
     Column("channel", Text, nullable=False),
-    Column("status", String(16), nullable=False),  # one of DELIVERY_STATUSES
+    Column("status", String(16), nullable=False),  # pending, sent or failed
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_at", UTCDateTime, nullable=False),
     Column("last_error", Text, nullable=True),

@@ -40,7 +40,6 @@ from monitor.model import Article, FeedSpec, Match, TermHit
 from monitor.store.engine import WRITE_OPTION, create_store_engine, parse_url, wrap_error
 from monitor.store.migrate import alembic_config
 from monitor.store.schema import (
-    DELIVERY_STATUSES,
     UTCDateTime,
     articles,
     deliveries,
@@ -50,6 +49,8 @@ from monitor.store.schema import (
 
 # Arbitrary constant key: concurrent `upgrade()` calls on PostgreSQL migrate one at a time.
 _MIGRATION_LOCK_KEY = 0x6D6F6E69746F72
+# Delivery channel of matches whose rule named none; the sender picks its default channel.
+DEFAULT_CHANNEL = ""
 # Keeps IN (...) lists well under SQLite's bound-parameter limit.
 _CHUNK = 500
 
@@ -81,7 +82,8 @@ class PollOutcome:
 
     On success, etag/last_modified/body_digest replace the stored ones; None keeps the
     stored value (a 304 need not repeat its validators). On error they are left alone.
-    Matches whose channel is None are stored but get no delivery: there is nowhere to send.
+    A match whose channel is None gets a delivery to DEFAULT_CHANNEL (""): the sender
+    resolves it to its default channel, so an alert is never dropped here.
     """
 
     feed_url: str
@@ -107,7 +109,10 @@ class PollSaved:
 
 @dataclass(frozen=True, slots=True)
 class PendingDelivery:
-    """One alert to send: an article and its matches for one channel."""
+    """One alert to send: an article and its matches for one channel.
+
+    `channel` is DEFAULT_CHANNEL ("") for matches that named none: send to the default.
+    """
 
     id: int
     channel: str
@@ -325,7 +330,7 @@ class Store:
                     new_matches += len(unique)
                 if outcome.alert_since is not None and article.published < outcome.alert_since:
                     continue
-                channels = list(dict.fromkeys(m.channel for m in unique if m.channel))
+                channels = list(dict.fromkeys(_delivery_channel(m.channel) for m in unique))
                 if channels:
                     connection.execute(
                         deliveries.insert(),
@@ -369,7 +374,7 @@ class Store:
                     deliveries,
                     and_(
                         deliveries.c.article_id == matches.c.article_id,
-                        deliveries.c.channel == matches.c.channel,
+                        deliveries.c.channel == func.coalesce(matches.c.channel, DEFAULT_CHANNEL),
                     ),
                 )
             )
@@ -411,7 +416,7 @@ class Store:
             claimed = sorted(connection.execute(claim).all(), key=lambda r: (r.created_at, r.id))
             article_ids = list({row.article_id for row in claimed})
             by_id: dict[int, Article] = {}
-            found: dict[tuple[int, str | None], list[Match]] = {}
+            found: dict[tuple[int, str], list[Match]] = {}
             for chunk in _chunks(article_ids):
                 for row in connection.execute(
                     _article_select(articles.c.id).where(articles.c.id.in_(chunk))
@@ -422,7 +427,8 @@ class Store:
                     .where(matches.c.article_id.in_(chunk))
                     .order_by(matches.c.id)
                 ):
-                    found.setdefault((row.article_id, row.channel), []).append(_match(row))
+                    key = (row.article_id, _delivery_channel(row.channel))
+                    found.setdefault(key, []).append(_match(row))
         return [
             PendingDelivery(
                 id=row.id,
@@ -483,12 +489,16 @@ class Store:
                 raise StoreError(f"delivery {delivery_id} does not exist; cannot mark it failed")
 
     def delivery_counts(self) -> dict[str, int]:
-        """Deliveries per status; every status is present, zero included."""
+        """Deliveries per status, for the statuses that have any."""
         with self._transaction() as connection:
             rows = connection.execute(
                 select(deliveries.c.status, func.count()).group_by(deliveries.c.status)
             ).all()
-        return {status: 0 for status in DELIVERY_STATUSES} | {row[0]: row[1] for row in rows}
+        return {status: count for status, count in rows}
+
+
+def _delivery_channel(channel: str | None) -> str:
+    return DEFAULT_CHANNEL if channel is None else channel
 
 
 def _sooner_poll(
