@@ -183,7 +183,10 @@ def check_slack(
     token: str, *, base_url: str = DEFAULT_SLACK_API_URL, timeout: float = 10.0
 ) -> SlackIdentity:
     """Validate a bot token at startup with auth.test, so a bad token fails fast and clearly."""
-    client = WebClient(token=token, base_url=base_url, timeout=_whole_seconds(timeout))
+    # No retries: a startup check should fail fast; the service retries deliveries itself.
+    client = WebClient(
+        token=token, base_url=base_url, timeout=_whole_seconds(timeout), retry_handlers=[]
+    )
     try:
         data = client.auth_test().data
     except SlackApiError as exc:
