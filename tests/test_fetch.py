@@ -300,6 +300,31 @@ async def test_deadline_covers_the_whole_redirect_chain(feed_server: FeedServer)
     assert feed_server.requests_for("/step3") == []
 
 
+async def test_unanswered_connect_hits_the_connect_timeout() -> None:
+    # A listener with a full accept queue: the kernel drops further SYNs, so connecting
+    # to it hangs the way an unreachable feed server does.
+    with socket.socket() as listener, socket.socket() as filler:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        filler.connect(("127.0.0.1", port))
+        with socket.socket() as probe:
+            probe.settimeout(0.2)
+            try:
+                probe.connect(("127.0.0.1", port))
+            except TimeoutError:
+                pass
+            else:
+                pytest.skip("this kernel accepts past a full listen queue")
+        options = FetchOptions(allow_private_addresses=True, connect_timeout=0.3, deadline=3)
+        started = time.monotonic()
+        error = await fetch_error(f"http://127.0.0.1:{port}/feed.xml", options)
+    assert error.message == (
+        "connect timed out after 0.3 s (raise MONITOR_CONNECT_TIMEOUT or check the server)"
+    )
+    assert 0.25 < time.monotonic() - started < 2
+
+
 # -- redirects -------------------------------------------------------------------------
 
 
