@@ -112,6 +112,7 @@ class SlackBotSender:
                 blocks=[dict(block) for block in message.blocks],
                 unfurl_links=False,
                 unfurl_media=False,
+                link_names=False,  # "@channel" typed in feed text must stay text
             )
         except SlackApiError as exc:
             raise _bot_error(
@@ -169,7 +170,8 @@ class SlackWebhookSender:
             ) from exc
         if response.status_code == 200:
             return None
-        error = (response.body or "").strip()[:100] or f"HTTP {response.status_code}"
+        # One line, bounded: the body is whatever answered at that URL.
+        error = " ".join((response.body or "").split())[:100] or f"HTTP {response.status_code}"
         status = response.status_code
         if status == 429 or status >= 500:
             raise _retry_later(channel, status, response.headers, error)
