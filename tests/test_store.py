@@ -374,6 +374,14 @@ def test_claim_due_feeds_limit_and_schedule(store: Store) -> None:
     ]
 
 
+def test_claim_every_feed_ignores_the_schedule_but_not_deactivation(store: Store) -> None:
+    store.record_poll(poll(FEED_A, next_poll_at=NOW + timedelta(hours=1)))
+    assert [f.url for f in store.claim_due_feeds(NOW, LEASE)] == [FEED_B.url]
+    store.sync_feeds([FEED_A], NOW)  # FEED_B leaves the feeds file
+    claimed = store.claim_due_feeds(NOW, LEASE, every=True)
+    assert [(f.url, f.next_poll_at) for f in claimed] == [(FEED_A.url, NOW + LEASE)]
+
+
 def test_concurrent_claims_never_hand_out_a_feed_twice(store: Store) -> None:
     store.sync_feeds([FeedSpec(f"https://f{n}.example/feed") for n in range(20)], NOW)
     claimed: list[str] = []

@@ -29,6 +29,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -250,15 +251,22 @@ class Store:
                 connection.execute(update(feeds).where(feeds.c.id.in_(chunk)).values(active=False))
 
     def claim_due_feeds(
-        self, now: datetime, lease: timedelta, limit: int | None = None
+        self, now: datetime, lease: timedelta, limit: int | None = None, *, every: bool = False
     ) -> list[FeedState]:
-        """Active feeds due at `now`, each leased until now+lease so nobody else polls it.
+        """Active feeds due at `now` (all of them with `every`), each leased until now+lease.
 
-        The returned states carry the lease as next_poll_at; record_poll replaces it.
+        The lease keeps other workers from polling the same feed; the returned states carry
+        it as next_poll_at, and record_poll replaces it. `every` is for `monitor poll --once`,
+        which polls every feed whatever its schedule.
         """
         due = (
             select(feeds.c.id)
-            .where(feeds.c.active, or_(feeds.c.next_poll_at.is_(None), feeds.c.next_poll_at <= now))
+            .where(
+                feeds.c.active,
+                true() if every else or_(
+                    feeds.c.next_poll_at.is_(None), feeds.c.next_poll_at <= now
+                ),
+            )
             .order_by(feeds.c.next_poll_at.asc().nulls_first(), feeds.c.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
