@@ -1,0 +1,698 @@
+"""Load rule files: read YAML safely, validate the shape (pydantic), link lists, rules and
+conditions across files, report every problem at once with file:line:col, compile what is good.
+
+A broken file never takes down the rules of other files: its rules are left out, or its last
+good version (from `previous`) is kept, and its problems are reported either way.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import re2
+from pydantic import BaseModel, ValidationError
+
+from monitor.errors import RuleProblem
+from monitor.matching.compile import RuleSet, compile_rules, phrase_core, regex_options
+from monitor.matching.condition import (
+    And,
+    Condition,
+    ConditionSyntaxError,
+    Not,
+    Or,
+    Terms,
+    holds_without_terms,
+    leaves,
+    parse_condition,
+    satisfiable,
+)
+from monitor.matching.rule import Example, Rule, Sources, Term
+from monitor.matching.schema import MODELS, ExampleArticle, RuleFile, RuleSpec, TermForm
+from monitor.matching.yamlsource import PathKey, Position, SourceMap, YamlProblem, read_yaml
+
+MAX_FILE_BYTES = 1024 * 1024
+RULE_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """One rule file that read and validated: the spec and where each value is written."""
+
+    file: str
+    spec: RuleFile
+    source: SourceMap
+    text: str
+
+
+@dataclass(frozen=True)
+class RuleLoad:
+    """The outcome of loading a rules folder: compiled rules, every problem, file hashes."""
+
+    ruleset: RuleSet
+    problems: tuple[RuleProblem, ...]
+    files: Mapping[str, str]  # path -> sha256 of its bytes
+    last_good: Mapping[str, Unit] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        """True when no problem is an error (warnings allowed)."""
+        return not any(problem.severity == "error" for problem in self.problems)
+
+    @property
+    def errors(self) -> tuple[RuleProblem, ...]:
+        return tuple(problem for problem in self.problems if problem.severity == "error")
+
+
+def rule_files(path: Path) -> list[Path]:
+    """The rule files under a folder (recursively), or the one file named."""
+    if path.is_dir():
+        return sorted(
+            item for item in path.rglob("*") if item.suffix in RULE_SUFFIXES and item.is_file()
+        )
+    return [path]
+
+
+def load_rules(path: Path, *, previous: RuleLoad | None = None) -> RuleLoad:
+    """Load, validate and compile the rule files at `path` (a folder or one file)."""
+    problems: list[RuleProblem] = []
+    hashes: dict[str, str] = {}
+    units: dict[str, Unit] = {}
+    unreadable: dict[str, set[str]] = {}  # broken file -> list names it seemed to define
+    last_good = dict(previous.last_good) if previous else {}
+    if not path.exists():
+        problems.append(
+            RuleProblem(
+                str(path),
+                1,
+                1,
+                "no such file or folder",
+                hint="set MONITOR_RULES to the rules folder",
+            )
+        )
+    for file in rule_files(path) if path.exists() else []:
+        name = str(file)
+        unit, file_problems, names = _read_unit(file, hashes)
+        problems.extend(file_problems)
+        if unit is not None:
+            units[name] = unit
+        elif name in last_good:
+            units[name] = last_good[name]
+        else:
+            unreadable[name] = names
+    linked = _Linker(units, unreadable, warn_unused=path.is_dir()).link()
+    problems.extend(linked.problems)
+    final = linked
+    retry = {
+        name: last_good[name]
+        for name in linked.failed
+        if name in last_good and last_good[name] is not units[name]
+    }
+    if retry:
+        final = _Linker({**units, **retry}, unreadable, warn_unused=False).link()
+    good = {name: unit for name, unit in {**units, **retry}.items() if name not in final.failed}
+    kept = {name: unit for name, unit in last_good.items() if name in units and name not in good}
+    rules = [rule for rule in final.rules if rule.file in good]
+    return RuleLoad(
+        ruleset=compile_rules(rules),
+        problems=tuple(sorted(set(problems), key=_problem_order)),
+        files=hashes,
+        last_good={**kept, **good},
+    )
+
+
+def _problem_order(problem: RuleProblem) -> tuple[str, int, int, str]:
+    return (problem.file, problem.line, problem.column, problem.message)
+
+
+# --- reading and validating one file ---
+
+
+def _read_unit(
+    file: Path, hashes: dict[str, str]
+) -> tuple[Unit | None, list[RuleProblem], set[str]]:
+    name = str(file)
+    try:
+        size = file.stat().st_size
+        if size > MAX_FILE_BYTES:
+            return (
+                None,
+                [
+                    RuleProblem(
+                        name,
+                        1,
+                        1,
+                        f"file is {size} bytes, over the {MAX_FILE_BYTES} byte limit",
+                        hint="split it into several files",
+                    )
+                ],
+                set(),
+            )
+        raw = file.read_bytes()
+    except OSError as exc:
+        return None, [RuleProblem(name, 1, 1, f"cannot read file: {exc.strerror}")], set()
+    hashes[name] = hashlib.sha256(raw).hexdigest()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return (
+            None,
+            [
+                RuleProblem(
+                    name, 1, 1, f"not UTF-8 text (byte {exc.start})", hint="save the file as UTF-8"
+                )
+            ],
+            set(),
+        )
+    try:
+        data, source = read_yaml(text)
+    except YamlProblem as exc:
+        where = exc.position
+        return (
+            None,
+            [RuleProblem(name, where.line, where.column, exc.message, hint=exc.hint)],
+            set(),
+        )
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        return (
+            None,
+            [RuleProblem(name, 1, 1, "a rule file is a mapping with 'lists:' and/or 'rules:'")],
+            set(),
+        )
+    names = set(data["lists"]) if isinstance(data.get("lists"), dict) else set()
+    try:
+        spec = RuleFile.model_validate(data)
+    except ValidationError as exc:
+        return (
+            None,
+            [_validation_problem(name, source, data, error) for error in exc.errors()],
+            names,
+        )
+    return Unit(name, spec, source, text), [], names
+
+
+def _walk(data: Any, loc: tuple[int | str, ...]) -> tuple[PathKey, bool, Any]:
+    """Follow a pydantic error location through the data; return (path, at a dict key, value)."""
+    path: list[str | int] = []
+    current = data
+    for part in loc:
+        in_dict = isinstance(current, dict) and part in current
+        in_list = isinstance(current, list) and isinstance(part, int) and part < len(current)
+        if in_dict or in_list:
+            path.append(part)
+            current = current[part]
+        elif part == "[key]":
+            return tuple(path), True, path[-1] if path else None
+    return tuple(path), False, current
+
+
+def _label(path: PathKey) -> str:
+    if path and isinstance(path[-1], str):
+        return path[-1]
+    is_term = (len(path) == 3 and path[0] == "lists") or (len(path) == 5 and path[2] == "terms")
+    if is_term:
+        return "term"
+    if len(path) >= 3 and path[-2] in {"match", "no_match"}:
+        return "example"
+    if len(path) == 2 and path[0] == "rules":
+        return "rule"
+    return f"each item of {_label(path[:-1])}" if path else "file"
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+def _choices(expected: str) -> str:
+    return ", ".join(re.findall(r"'([^']*)'", expected))
+
+
+def _validation_problem(file: str, source: SourceMap, data: Any, error: Any) -> RuleProblem:
+    loc = tuple(error["loc"])
+    kind = error["type"]
+    value = error.get("input")
+    path, at_key, _ = _walk(data, loc)
+    where = source.at(path)
+    label = _label(path)
+    hint = None
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        where = source.key(path)
+        parent = _walk(data, loc[:-1])[2]
+        allowed = _allowed_keys(set(parent) if isinstance(parent, dict) else set())
+        close = difflib.get_close_matches(key, allowed, n=1)
+        message = f"unknown key '{key}'" + (f" (did you mean '{close[0]}'?)" if close else "")
+        if not close:
+            hint = "known keys: " + ", ".join(sorted(allowed))
+    elif kind == "missing":
+        message = f"missing required key '{loc[-1]}'"
+    elif at_key:
+        where = source.key(path)
+        message = (
+            f"list name '{path[-1]}' must be lower-case letters, digits and '_', "
+            "starting with a letter"
+        )
+    elif kind == "literal_error":
+        message = f"{label} must be one of {_choices(error['ctx']['expected'])} (got {value!r})"
+    elif kind == "string_pattern_mismatch":
+        message = (
+            f"{label} {value!r} must be lower-case letters, digits, '-' and '_', "
+            "starting with a letter or digit"
+        )
+    elif kind == "string_type":
+        message = f"{label} must be a string (got {_shown(value)})"
+        hint = "quote this value"
+        if value is None:
+            hint = "quote this value: an empty value or text after ' #' reads as nothing"
+        elif isinstance(value, dict):
+            hint = "quote this value: ': ' inside it makes a mapping"
+    elif kind == "list_type":
+        message = f"{label} must be a list (got {_shown(value)})"
+        hint = "write [a, b] or one '- item' per line"
+    elif kind in {"dict_type", "model_type", "model_attributes_type"}:
+        message = f"{label} must be a mapping (got {_shown(value)})"
+    elif kind == "string_too_short":
+        message = f"{label} must not be empty"
+    elif kind == "too_short":
+        message = f"{label} must list at least one item"
+    elif kind == "value_error":
+        text = str(error["msg"]).removeprefix("Value error, ")
+        message = text if text.startswith("a term") else f"{label} {text}"
+    else:
+        message = f"{label}: {error['msg']}"
+    return RuleProblem(file, where.line, where.column, message, hint=hint)
+
+
+def _allowed_keys(siblings: set[str]) -> list[str]:
+    """Keys of the model that best fits a mapping, judged by the keys it already has."""
+    model: type[BaseModel] = max(MODELS, key=lambda m: len(siblings & set(m.model_fields)))
+    return list(model.model_fields)
+
+
+# --- linking lists, rules and conditions across files ---
+
+
+@dataclass(slots=True)
+class _Linked:
+    rules: list[Rule] = field(default_factory=list)
+    problems: list[RuleProblem] = field(default_factory=list)
+    failed: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True, slots=True)
+class _SharedList:
+    terms: tuple[Term, ...]
+    file: str
+    position: Position
+
+
+class _Linker:
+    def __init__(
+        self, units: Mapping[str, Unit], unreadable: Mapping[str, set[str]], *, warn_unused: bool
+    ) -> None:
+        self.units = dict(sorted(units.items()))
+        self.unreadable = unreadable
+        self.warn_unused = warn_unused
+        self.out = _Linked()
+        self.shared: dict[str, _SharedList] = {}
+        self.broken_lists: dict[str, str] = {
+            name: file for file, names in unreadable.items() for name in names
+        }
+        self.used: set[str] = set()
+
+    def problem(
+        self,
+        unit: Unit,
+        where: Position,
+        message: str,
+        hint: str | None = None,
+        *,
+        warning: bool = False,
+    ) -> None:
+        severity = "warning" if warning else "error"
+        self.out.problems.append(
+            RuleProblem(unit.file, where.line, where.column, message, severity, hint)
+        )
+        if not warning:
+            self.out.failed.add(unit.file)
+
+    def link(self) -> _Linked:
+        for unit in self.units.values():
+            self._lists(unit)
+        for unit in self.units.values():
+            for index, spec in enumerate(unit.spec.rules):
+                rule = self._rule(unit, index, spec)
+                if rule is not None:
+                    self.out.rules.append(rule)
+        if self.warn_unused:
+            for name, shared in self.shared.items():
+                if name not in self.used:
+                    self.problem(
+                        self.units[shared.file],
+                        shared.position,
+                        f"list '{name}' is not used by any rule",
+                        warning=True,
+                    )
+        return self.out
+
+    def _lists(self, unit: Unit) -> None:
+        defined: dict[str, _SharedList] = {}
+        before = len(self.out.problems)
+        for name, specs in unit.spec.lists.items():
+            where = unit.source.key(("lists", name))
+            if name in self.shared:
+                first = self.shared[name]
+                self.problem(
+                    unit,
+                    where,
+                    f"list '{name}' is already defined at {first.file}:{first.position.line}",
+                    "list names are shared by every rule file; rename one",
+                )
+                continue
+            terms = self._terms(unit, ("lists", name), specs, name)
+            defined[name] = _SharedList(terms, unit.file, where)
+        self.shared.update(defined)
+        if unit.file in self.out.failed and len(self.out.problems) > before:
+            self.broken_lists.update(dict.fromkeys(defined, unit.file))
+
+    def _terms(
+        self, unit: Unit, path: PathKey, specs: list[str | TermForm], list_name: str | None
+    ) -> tuple[Term, ...]:
+        terms: dict[Term, None] = {}
+        for index, spec in enumerate(specs):
+            where = unit.source.at((*path, index))
+            if isinstance(spec, str):
+                term = Term(spec, list_name=list_name)
+            elif spec.regex is not None:
+                term = Term(spec.regex, "regex", spec.case_sensitive, spec.exact, list_name)
+            else:
+                term = Term(str(spec.phrase), "phrase", spec.case_sensitive, spec.exact, list_name)
+            if self._term_ok(unit, where, term):
+                terms[term] = None
+        return tuple(terms)
+
+    def _term_ok(self, unit: Unit, where: Position, term: Term) -> bool:
+        if term.kind == "regex":
+            try:
+                re2.compile(term.text, regex_options(term.case_sensitive))
+            except re2.error as exc:
+                detail = (
+                    exc.args[0].decode()
+                    if exc.args and isinstance(exc.args[0], bytes)
+                    else str(exc)
+                )
+                self.problem(
+                    unit,
+                    where,
+                    f"regex {term.text!r} is not valid RE2: {_construct(term.text, detail)}",
+                    "RE2 runs in linear time and has no lookaround or backreferences",
+                )
+                return False
+            return True
+        if "*" in term.text[:-1]:
+            self.problem(
+                unit,
+                where,
+                f"term {term.text!r}: '*' is only allowed at the end",
+                "a prefix wildcard such as regulat* matches regulate, regulation, ...",
+            )
+            return False
+        if not phrase_core(term.text)[0]:
+            self.problem(
+                unit,
+                where,
+                f"term {term.text!r} has no letters or digits",
+                "phrases match words; use a regex: term for symbols",
+            )
+            return False
+        return True
+
+    def _rule(self, unit: Unit, index: int, spec: RuleSpec) -> Rule | None:
+        path: PathKey = ("rules", index)
+        start = len(self.out.problems)
+        failed_before = unit.file in self.out.failed
+        self.out.failed.discard(unit.file)
+        local: dict[str, tuple[Term, ...]] = {}
+        for name, specs in spec.terms.items():
+            where = unit.source.key((*path, "terms", name))
+            if name in self.shared:
+                first = self.shared[name]
+                self.problem(
+                    unit,
+                    where,
+                    f"local list '{name}' shadows the shared list "
+                    f"defined at {first.file}:{first.position.line}",
+                    "rename the local list",
+                )
+                continue
+            local[name] = self._terms(unit, (*path, "terms", name), specs, name)
+        condition = self._condition(unit, path, spec, local)
+        rule_failed = unit.file in self.out.failed and len(self.out.problems) > start
+        if failed_before:
+            self.out.failed.add(unit.file)
+        if condition is None or rule_failed:
+            self.out.failed.add(unit.file)
+            return None
+        lists = {}
+        for leaf in leaves(condition):
+            if leaf.name is not None:
+                lists[leaf.name] = (
+                    local[leaf.name] if leaf.name in local else self.shared[leaf.name].terms
+                )
+        return Rule(
+            id=spec.id,
+            title=spec.title,
+            condition=condition,
+            lists=lists,
+            file=unit.file,
+            line=unit.source.at(path).line,
+            description=spec.description,
+            severity=spec.severity,
+            channel=spec.channel,
+            tags=tuple(spec.tags),
+            owner=spec.owner,
+            enabled=spec.enabled,
+            references=tuple(spec.references),
+            fields=tuple(dict.fromkeys(spec.fields)),
+            sources=Sources(
+                *(
+                    tuple(getattr(spec.sources, name))
+                    for name in ("allow_domains", "deny_domains", "allow_tags", "deny_tags")
+                )
+            ),
+            languages=tuple(language.lower() for language in spec.languages),
+            examples=tuple(_examples(unit, path, spec)),
+        )
+
+    def _condition(
+        self, unit: Unit, path: PathKey, spec: RuleSpec, local: dict[str, tuple[Term, ...]]
+    ) -> Condition | None:
+        self._check_id(unit, path, spec.id)
+        where = unit.source.at((*path, "condition"))
+        if spec.condition is None:
+            if not spec.terms:
+                self.problem(
+                    unit,
+                    unit.source.at(path),
+                    f"rule '{spec.id}' has no condition and no terms",
+                    "add terms: (any term matches) or a condition:",
+                )
+                return None
+            parts = tuple(Terms(name) for name in spec.terms)
+            return parts[0] if len(parts) == 1 else Or(parts)
+        if isinstance(spec.condition, str):
+            condition = self._parse(unit, (*path, "condition"), spec.condition, local)
+        else:
+            parsed: dict[str, list[Condition]] = {"all": [], "any": [], "none": []}
+            for mode, items in (
+                ("all", spec.condition.all),
+                ("any", spec.condition.any),
+                ("none", spec.condition.none),
+            ):
+                for number, item in enumerate(items):
+                    node = self._parse(unit, (*path, "condition", mode, number), item, local)
+                    if node is not None:
+                        parsed[mode].append(node)
+            if not any(parsed.values()):
+                if not spec.condition.all + spec.condition.any + spec.condition.none:
+                    self.problem(
+                        unit,
+                        where,
+                        "condition mapping lists no names",
+                        "give all:, any: or none: a list of list names",
+                    )
+                return None
+            parts_: list[Condition] = list(parsed["all"])
+            if parsed["any"]:
+                parts_.append(Or(tuple(parsed["any"])))
+            if parsed["none"]:
+                parts_.append(Not(Or(tuple(parsed["none"]))))
+            condition = parts_[0] if len(parts_) == 1 else And(tuple(parts_))
+        if condition is None:
+            return None
+        if not satisfiable(condition):
+            self.problem(
+                unit,
+                where,
+                "condition can never match: it needs a term both present and absent",
+                "check the 'not' parts",
+            )
+            return None
+        if holds_without_terms(condition):
+            self.problem(
+                unit,
+                where,
+                "condition holds for articles without any of its terms, "
+                "so it is checked against every article",
+                "combine 'not ...' with a term that must be present",
+                warning=True,
+            )
+        used = {leaf.name for leaf in leaves(condition)}
+        for name in local:
+            if name not in used:
+                self.problem(
+                    unit,
+                    unit.source.key((*path, "terms", name)),
+                    f"local list '{name}' is not used by the condition",
+                    warning=True,
+                )
+        return condition
+
+    def _check_id(self, unit: Unit, path: PathKey, rule_id: str) -> None:
+        where = unit.source.at((*path, "id"))
+        key = ("id", rule_id)
+        first = getattr(self, "_ids", {}).get(key)
+        if first is not None:
+            self.problem(
+                unit,
+                where,
+                f"rule id '{rule_id}' is already used at {first}",
+                "rule ids are unique across all rule files",
+            )
+            return
+        if not hasattr(self, "_ids"):
+            self._ids: dict[tuple[str, str], str] = {}
+        self._ids[key] = f"{unit.file}:{where.line}"
+
+    def _parse(
+        self, unit: Unit, path: PathKey, text: str, local: dict[str, tuple[Term, ...]]
+    ) -> Condition | None:
+        try:
+            condition = parse_condition(text)
+        except ConditionSyntaxError as exc:
+            self.problem(
+                unit, _offset_position(unit, path, text, exc.offset), exc.message, exc.hint
+            )
+            return None
+        ok = True
+        for leaf in leaves(condition):
+            if leaf.name is None:
+                if not phrase_core(str(leaf.phrase))[0]:
+                    self.problem(
+                        unit,
+                        _offset_position(unit, path, text, leaf.offset),
+                        f'phrase "{leaf.phrase}" has no letters or digits',
+                    )
+                    ok = False
+                continue
+            message, hint = self._resolve(leaf.name, local)
+            if message:
+                self.problem(unit, _offset_position(unit, path, text, leaf.offset), message, hint)
+                ok = False
+            else:
+                self.used.add(leaf.name)
+        return condition if ok else None
+
+    def _resolve(
+        self, name: str, local: dict[str, tuple[Term, ...]]
+    ) -> tuple[str | None, str | None]:
+        if name in local:
+            terms: tuple[Term, ...] | None = local[name]
+        elif name in self.shared and name not in self.broken_lists:
+            terms = self.shared[name].terms
+        elif name in self.broken_lists:
+            return (
+                f"list '{name}' is defined in {self.broken_lists[name]}, which has errors",
+                "fix that file first",
+            )
+        else:
+            known = sorted({*local, *self.shared})
+            close = difflib.get_close_matches(name, known, n=1)
+            message = f"unknown list '{name}'" + (f" (did you mean '{close[0]}'?)" if close else "")
+            unreadable = [file for file, names in self.unreadable.items() if not names]
+            hint = (
+                f"it may be defined in {unreadable[0]}, which could not be read"
+                if unreadable
+                else None
+            )
+            return message, hint
+        if not terms:
+            return f"list '{name}' is empty, so this can never match", "add terms to the list"
+        return None, None
+
+
+def _offset_position(unit: Unit, path: PathKey, text: str, offset: int) -> Position:
+    """Where character `offset` of a string value is in the file (exact for one-line values)."""
+    scalar = unit.source.scalars.get(path)
+    if scalar is None:
+        return unit.source.at(path)
+    start = scalar.position
+    if scalar.style in {"|", ">"}:
+        target = text[offset:].split("\n", 1)[0].strip() or text.strip()
+        lines = unit.text.splitlines()
+        for number in range(start.line, min(len(lines), start.line + text.count("\n") + 50)):
+            found = lines[number].find(target)
+            if target and found >= 0:
+                return Position(number + 1, found + 1)
+        return start
+    if "\n" in text[:offset]:
+        return start
+    quote = 1 if scalar.style in {"'", '"'} else 0
+    return Position(start.line, start.column + quote + offset)
+
+
+def _construct(pattern: str, detail: str) -> str:
+    """Name the construct RE2 refused, in words."""
+    if "(?=" in pattern or "(?!" in pattern:
+        return f"lookahead is not supported ({detail})"
+    if "(?<=" in pattern or "(?<!" in pattern:
+        return f"lookbehind is not supported ({detail})"
+    if re.search(r"\\[1-9]", pattern):
+        return f"backreferences are not supported ({detail})"
+    return detail
+
+
+def _examples(unit: Unit, path: PathKey, spec: RuleSpec) -> Iterator[Example]:
+    for kind, items in (("match", spec.examples.match), ("no_match", spec.examples.no_match)):
+        for number, item in enumerate(items):
+            where = unit.source.at((*path, "examples", kind, number))
+            if isinstance(item, ExampleArticle):
+                yield Example(
+                    kind == "match",
+                    where.line,
+                    where.column,
+                    item.title,
+                    item.summary,
+                    item.content,
+                    tuple(item.authors),
+                    tuple(item.categories),
+                    item.link,
+                    item.feed,
+                    tuple(item.tags),
+                    item.language,
+                )
+            else:
+                yield Example(kind == "match", where.line, where.column, title=item)

@@ -1,0 +1,75 @@
+"""Validated rules as frozen values: what the loader produces and the compiler consumes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from monitor.matching.condition import Condition
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    """One term of a list (or an inline phrase), as the author wrote it."""
+
+    text: str  # the phrase (with a trailing '*' for a prefix) or the regex
+    kind: Literal["phrase", "regex"] = "phrase"
+    case_sensitive: bool = False
+    exact: bool = False
+    list_name: str | None = None  # None for an inline phrase in a condition
+
+
+@dataclass(frozen=True, slots=True)
+class Sources:
+    allow_domains: tuple[str, ...] = ()
+    deny_domains: tuple[str, ...] = ()
+    allow_tags: tuple[str, ...] = ()
+    deny_tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """An example article a rule must (or must not) match; `line` is where it is written."""
+
+    should_match: bool
+    line: int
+    column: int
+    title: str = ""
+    summary: str = ""
+    content: str = ""
+    authors: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    link: str | None = None
+    feed: str = ""
+    tags: tuple[str, ...] = ()
+    language: str | None = None
+
+    @property
+    def label(self) -> str:
+        """Short text naming the example in messages."""
+        text = self.title or self.summary or self.content
+        return text if len(text) <= 60 else text[:57] + "..."
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A validated rule; `lists` holds every term list its condition refers to, resolved."""
+
+    id: str
+    title: str
+    condition: Condition
+    lists: Mapping[str, tuple[Term, ...]]
+    file: str
+    line: int
+    description: str = ""
+    severity: str = "medium"
+    channel: str | None = None
+    tags: tuple[str, ...] = ()
+    owner: str | None = None
+    enabled: bool = True
+    references: tuple[str, ...] = ()
+    fields: tuple[str, ...] = ("title", "summary")
+    sources: Sources = field(default_factory=Sources)
+    languages: tuple[str, ...] = ()
+    examples: tuple[Example, ...] = ()

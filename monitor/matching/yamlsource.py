@@ -1,0 +1,213 @@
+"""Read one YAML file into plain data plus the line and column of every node.
+
+Built from ruamel.yaml's event stream so that nothing is ever constructed from a tag: plain
+scalars stay the exact text written (YAML 1.2 spirit: `NO`, `on`, `0755`, `1:30` are strings;
+the validators decide what a boolean is), only `null`, `~` and empty become None. Duplicate keys,
+non-standard tags, several documents and alias bombs are reported, not obeyed.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.events import (
+    AliasEvent,
+    DocumentStartEvent,
+    Event,
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+    StreamEndEvent,
+)
+
+MAX_NODES = 100_000  # after alias expansion; a 1 MiB rule file stays far below
+_NULLS = {"", "~", "null", "Null", "NULL"}
+_ALLOWED_TAGS = {"tag:yaml.org,2002:str", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq", "!"}
+
+PathKey = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    line: int  # 1-based
+    column: int  # 1-based
+
+
+@dataclass(frozen=True, slots=True)
+class Scalar:
+    """How a string value was written, to locate offsets inside it (conditions)."""
+
+    position: Position
+    style: str | None  # None (plain), "'", '"', "|", ">"
+
+
+@dataclass(slots=True)
+class SourceMap:
+    """Where each value (by path) and each mapping key starts in the file."""
+
+    values: dict[PathKey, Position] = field(default_factory=dict)
+    keys: dict[PathKey, Position] = field(default_factory=dict)
+    scalars: dict[PathKey, Scalar] = field(default_factory=dict)
+
+    def at(self, path: PathKey) -> Position:
+        """Position of the value at `path`, or of its nearest located ancestor."""
+        while path not in self.values and path:
+            path = path[:-1]
+        return self.values.get(path, Position(1, 1))
+
+    def key(self, path: PathKey) -> Position:
+        return self.keys.get(path) or self.at(path)
+
+
+class YamlProblem(Exception):
+    def __init__(self, position: Position, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.position = position
+        self.message = message
+        self.hint = hint
+
+
+def read_yaml(text: str) -> tuple[Any, SourceMap]:
+    """Parse one YAML document; raise YamlProblem with the position of the first problem."""
+    source = SourceMap()
+    try:
+        events = YAML(typ="safe", pure=True).parse(io.StringIO(text))
+        return _Reader(events, source).document(), source
+    except MarkedYAMLError as exc:
+        raise _describe(exc) from None
+
+
+def _describe(exc: MarkedYAMLError) -> YamlProblem:
+    mark = exc.problem_mark or exc.context_mark
+    position = Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)
+    problem = str(exc.problem or exc.context or "invalid YAML")
+    if "'\\t'" in problem:
+        return YamlProblem(position, "tab character in indentation", "indent with spaces")
+    message = f"invalid YAML: {problem}"
+    if exc.context and exc.problem:
+        message += f" ({exc.context})"
+    hint = "check the indentation of this line and the one before"
+    if "mapping values are not allowed" in problem:
+        hint = "quote this value: ': ' inside a plain value starts a mapping"
+    return YamlProblem(position, message, hint)
+
+
+def _position(event: Event) -> Position:
+    return Position(event.start_mark.line + 1, event.start_mark.column + 1)
+
+
+class _Reader:
+    def __init__(self, events: Iterator[Event], source: SourceMap) -> None:
+        self._events = events
+        self._source = source
+        self._anchors: dict[str, tuple[Any, int]] = {}
+        self._nodes = 0
+
+    def document(self) -> Any:
+        data: Any = None
+        documents = 0
+        for event in self._events:
+            if isinstance(event, DocumentStartEvent):
+                documents += 1
+                if documents > 1:
+                    raise YamlProblem(
+                        _position(event),
+                        "only one YAML document per rule file",
+                        "remove the '---' line or split the file",
+                    )
+            elif isinstance(event, StreamEndEvent):
+                break
+            elif not isinstance(
+                event, (ScalarEvent, MappingStartEvent, SequenceStartEvent, AliasEvent)
+            ):
+                continue
+            else:
+                data, _ = self._node(event, ())
+        return data
+
+    def _count(self, event: Event, nodes: int) -> None:
+        self._nodes += nodes
+        if self._nodes > MAX_NODES:
+            raise YamlProblem(
+                _position(event),
+                f"more than {MAX_NODES} values after expanding aliases",
+                "remove repeated aliases (an alias bomb?)",
+            )
+
+    def _check_tag(self, event: Event) -> None:
+        tag = getattr(event, "tag", None)
+        if tag is not None and str(tag) not in _ALLOWED_TAGS:
+            shown = str(tag).replace("tag:yaml.org,2002:", "!!")
+            raise YamlProblem(
+                _position(event),
+                f"tag '{shown}' is not allowed in rule files",
+                "remove it: rule files hold plain strings, lists and mappings",
+            )
+
+    def _node(self, event: Event, path: PathKey) -> tuple[Any, int]:
+        """Build the value starting at `event`; return it and its node count."""
+        self._source.values[path] = _position(event)
+        if isinstance(event, AliasEvent):
+            anchor = str(event.anchor)
+            if anchor not in self._anchors:
+                raise YamlProblem(_position(event), f"unknown alias '*{anchor}'")
+            shared, size = self._anchors[anchor]
+            self._count(event, size)
+            return shared, size
+        self._check_tag(event)
+        self._count(event, 1)
+        value: Any
+        size = 1
+        if isinstance(event, ScalarEvent):
+            plain = event.style is None and not event.tag
+            value = None if plain and event.value in _NULLS else event.value
+            self._source.scalars[path] = Scalar(_position(event), event.style)
+        elif isinstance(event, SequenceStartEvent):
+            value = []
+            for item in self._until(SequenceEndEvent):
+                item_value, item_size = self._node(item, (*path, len(value)))
+                value.append(item_value)
+                size += item_size
+        else:
+            value, size = self._mapping(event, path)
+        anchor_name = getattr(event, "anchor", None)
+        if anchor_name:
+            self._anchors[str(anchor_name)] = (value, size)
+        return value, size
+
+    def _mapping(self, start: Event, path: PathKey) -> tuple[dict[str, Any], int]:
+        value: dict[str, Any] = {}
+        size = 1
+        first_seen: dict[str, Position] = {}
+        keys = self._until(MappingEndEvent)
+        for key_event in keys:
+            where = _position(key_event)
+            if not isinstance(key_event, ScalarEvent) or key_event.value is None:
+                raise YamlProblem(where, "mapping keys must be plain words", "quote this key")
+            self._check_tag(key_event)
+            key = str(key_event.value)
+            if key in first_seen:
+                raise YamlProblem(
+                    where,
+                    f"duplicate key '{key}' (first at line {first_seen[key].line})",
+                    "remove one of them",
+                )
+            first_seen[key] = where
+            self._source.keys[(*path, key)] = where
+            item_value, item_size = self._node(next(keys), (*path, key))
+            value[key] = item_value
+            size += item_size
+        return value, size
+
+    def _until(self, end: type[Event]) -> Iterator[Event]:
+        for event in self._events:
+            if isinstance(event, end):
+                return
+            yield event
