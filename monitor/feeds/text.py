@@ -32,6 +32,11 @@ _UNSAFE = [*range(0x00, 0x20), *range(0x7F, 0xA0), *range(0xD800, 0xE000)]
 _UNSAFE += [*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0xFEFF]
 _SCRUB: dict[int, str | None] = {code: None for code in _UNSAFE} | {ord(c): " " for c in _BREAKS}
 _ELLIPSIS = "…"
+_ESCAPED_TWICE = re.compile(
+    r"</(?:a|b|i|p|em|strong|span|div|li|ul|ol|h[1-6]|blockquote|td|tr|table)>|<br\s*/?>"
+    r"|<!--|&#\d{2,7};|&#x[0-9a-f]{2,6};|&(?:amp|quot|apos|lt|gt|nbsp);",
+    re.IGNORECASE,
+)
 
 
 class _TextCollector(HTMLParser):
@@ -78,6 +83,14 @@ def html_to_text(markup: str) -> str:
     Script and style bodies are dropped; block elements separate words, inline ones
     do not (``1930ft<sup>2</sup>`` gives ``1930ft2``). Never raises on broken markup.
     """
+    text = _strip(markup)
+    # Escaped twice (by a generator that escapes already-escaped HTML), markup survives
+    # one pass as literal end tags or character references: take it off once more. A
+    # lone "<blink>" in the text has no end tag and stays.
+    return _strip(text) if _ESCAPED_TWICE.search(text) else text
+
+
+def _strip(markup: str) -> str:
     if "<" not in markup and "&" not in markup:
         return clean_text(markup)
     collector = _TextCollector()
