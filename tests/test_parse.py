@@ -798,3 +798,24 @@ def test_parse_feed_runs_in_a_process_pool() -> None:
         body, url=URL, headers={"content-type": "application/rss+xml"}, fetched_at=FETCHED,
         feed_name="BBC", feed_tags=("world",),
     )  # fmt: skip
+
+
+def test_a_feed_served_as_html_is_still_read() -> None:
+    feed = parse_fixture(BBC, **{"content-type": "text/html; charset=utf-8"})
+    assert len(feed.articles) == 33
+    assert feed.warnings == (
+        "NonXMLContentType: text/html; charset=utf-8 is not an XML media type; kept 33 entries",
+    )
+
+
+def test_entity_expansion_bomb_is_not_expanded() -> None:
+    entities = '<!ENTITY a0 "lol">' + "".join(
+        f'<!ENTITY a{level} "{f"&a{level - 1};" * 10}">' for level in range(1, 10)
+    )
+    body = (
+        f'<?xml version="1.0"?><!DOCTYPE rss [{entities}]><rss version="2.0"><channel>'
+        "<title>&a9;</title><item><guid>1</guid><title>&a9;</title></item></channel></rss>"
+    ).encode()
+    feed = parse_bytes(body, {"content-type": "application/rss+xml"})
+    assert only(feed).title == "&a9;"
+    assert "amplification" in feed.warnings[0]
