@@ -33,7 +33,15 @@ from monitor.matching.condition import (
     satisfiable,
 )
 from monitor.matching.rule import Example, Rule, Sources, Term
-from monitor.matching.schema import MODELS, ExampleArticle, RuleFile, RuleSpec, TermForm
+from monitor.matching.schema import (
+    ConditionMapping,
+    ExampleArticle,
+    Examples,
+    RuleFile,
+    RuleSpec,
+    SourceFilters,
+    TermForm,
+)
 from monitor.matching.yamlsource import PathKey, Position, SourceMap, YamlProblem, read_yaml
 
 MAX_FILE_BYTES = 1024 * 1024
@@ -248,15 +256,18 @@ def _validation_problem(file: str, source: SourceMap, data: Any, error: Any) -> 
     where = source.at(path)
     label = _label(path)
     hint = None
+    if value is None and path in source.keys:
+        where = source.keys[path]  # an empty value has no position of its own
     if kind == "extra_forbidden":
         key = str(loc[-1])
         where = source.key(path)
-        parent = _walk(data, loc[:-1])[2]
-        allowed = _allowed_keys(set(parent) if isinstance(parent, dict) else set())
+        allowed = list(_model_at(path[:-1]).model_fields)
         close = difflib.get_close_matches(key, allowed, n=1)
         message = f"unknown key '{key}'" + (f" (did you mean '{close[0]}'?)" if close else "")
         if not close:
             hint = "known keys: " + ", ".join(sorted(allowed))
+            if _label(path[:-1]) in {"term", "example"}:
+                hint = "quote this value: ': ' inside it makes a mapping"
     elif kind == "missing":
         message = f"missing required key '{loc[-1]}'"
     elif at_key:
@@ -291,15 +302,27 @@ def _validation_problem(file: str, source: SourceMap, data: Any, error: Any) -> 
     elif kind == "value_error":
         text = str(error["msg"]).removeprefix("Value error, ")
         message = text if text.startswith("a term") else f"{label} {text}"
+        if value is None:
+            hint = "quote this value: an empty value or text after ' #' reads as nothing"
     else:
         message = f"{label}: {error['msg']}"
     return RuleProblem(file, where.line, where.column, message, hint=hint)
 
 
-def _allowed_keys(siblings: set[str]) -> list[str]:
-    """Keys of the model that best fits a mapping, judged by the keys it already has."""
-    model: type[BaseModel] = max(MODELS, key=lambda m: len(siblings & set(m.model_fields)))
-    return list(model.model_fields)
+def _model_at(path: PathKey) -> type[BaseModel]:
+    """The model that validates the mapping at `path`."""
+    if _label(path) == "term":
+        return TermForm
+    if len(path) == 5 and path[2] == "examples":
+        return ExampleArticle
+    if len(path) == 3 and path[0] == "rules":
+        nested: dict[str | int, type[BaseModel]] = {
+            "sources": SourceFilters,
+            "examples": Examples,
+            "condition": ConditionMapping,
+        }
+        return nested.get(path[2], RuleSpec)
+    return RuleSpec if len(path) == 2 else RuleFile
 
 
 # --- linking lists, rules and conditions across files ---
@@ -357,7 +380,7 @@ class _Linker:
                 rule = self._rule(unit, index, spec)
                 if rule is not None:
                     self.out.rules.append(rule)
-        if self.warn_unused:
+        if self.warn_unused and not self.out.failed and not self.unreadable:
             for name, shared in self.shared.items():
                 if name not in self.used:
                     self.problem(
@@ -417,7 +440,7 @@ class _Linker:
                 self.problem(
                     unit,
                     where,
-                    f"regex {term.text!r} is not valid RE2: {_construct(term.text, detail)}",
+                    f"regex '{term.text}' is not valid RE2: {_construct(term.text, detail)}",
                     "RE2 runs in linear time and has no lookaround or backreferences",
                 )
                 return False
@@ -426,7 +449,7 @@ class _Linker:
             self.problem(
                 unit,
                 where,
-                f"term {term.text!r}: '*' is only allowed at the end",
+                f"term '{term.text}': '*' is only allowed at the end",
                 "a prefix wildcard such as regulat* matches regulate, regulation, ...",
             )
             return False
@@ -434,7 +457,7 @@ class _Linker:
             self.problem(
                 unit,
                 where,
-                f"term {term.text!r} has no letters or digits",
+                f"term '{term.text}' has no letters or digits",
                 "phrases match words; use a regex: term for symbols",
             )
             return False

@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     StringConstraints,
     Tag,
+    field_validator,
     model_validator,
 )
 
@@ -83,7 +84,7 @@ class ConditionMapping(_Model):
     none: list[Text] = Field(default_factory=list)
 
 
-class Sources(_Model):
+class SourceFilters(_Model):
     allow_domains: list[Text] = Field(
         default_factory=list, description="link domains (and subdomains)"
     )
@@ -139,9 +140,17 @@ class RuleSpec(_Model):
     )
     terms: dict[ListName, TermList] = Field(default_factory=dict)
     condition: Text | ConditionMapping | None = None
-    sources: Sources = Field(default_factory=Sources)
+    sources: SourceFilters = Field(default_factory=SourceFilters)
     languages: list[Text] = Field(default_factory=list)
     examples: Examples = Field(default_factory=Examples)
+
+    @field_validator("channel", "owner", "condition", mode="before")
+    @classmethod
+    def _written_means_set(cls, value: Any) -> Any:
+        # Optional, but never null when written: `channel: #fr` reads as null (a comment).
+        if value is None:
+            raise ValueError("has no value")
+        return value
 
 
 class RuleFile(_Model):
@@ -149,17 +158,6 @@ class RuleFile(_Model):
 
     lists: dict[ListName, TermList] = Field(default_factory=dict)
     rules: list[RuleSpec] = Field(default_factory=list)
-
-
-MODELS: tuple[type[BaseModel], ...] = (
-    RuleFile,
-    RuleSpec,
-    TermForm,
-    ConditionMapping,
-    Sources,
-    Examples,
-    ExampleArticle,
-)
 
 
 def rule_json_schema() -> dict[str, Any]:

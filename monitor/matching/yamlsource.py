@@ -138,7 +138,7 @@ class _Reader:
             raise YamlProblem(
                 _position(event),
                 f"more than {MAX_NODES} values after expanding aliases",
-                "remove repeated aliases (an alias bomb?)",
+                "this looks like an alias bomb; remove repeated aliases",
             )
 
     def _check_tag(self, event: Event) -> None:
