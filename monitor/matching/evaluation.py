@@ -75,7 +75,7 @@ def _check(ruleset: RuleSet, rule: Rule, example: Example) -> RuleProblem | None
 
 def _found_terms(ruleset: RuleSet, rule: Rule, article: Article) -> list[str]:
     index = ruleset.index
-    position = next(i for i, candidate in enumerate(ruleset.rules) if candidate is rule)
+    position = next(i for i, candidate in enumerate(ruleset.rules) if candidate.id == rule.id)
     scan = scan_article(ruleset, article)
     return list(
         dict.fromkeys(
