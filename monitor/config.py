@@ -35,7 +35,8 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     database_url: str = _setting(
-        "sqlite:///monitor.db", "MONITOR_DATABASE_URL",
+        "sqlite:///monitor.db",
+        "MONITOR_DATABASE_URL",
         "SQLAlchemy URL; SQLite file in the working folder by default",
     )
     feeds_file: Path = _setting(Path("feeds.yaml"), "MONITOR_FEEDS", "path of the feeds file")
@@ -46,9 +47,7 @@ class Settings(BaseModel):
     slack_webhook_url: str | None = _setting(
         None, "SLACK_WEBHOOK_URL", "incoming webhook URL (one fixed channel)"
     )
-    slack_api_url: str = _setting(
-        DEFAULT_SLACK_API_URL, "SLACK_API_URL", "Slack Web API base URL"
-    )
+    slack_api_url: str = _setting(DEFAULT_SLACK_API_URL, "SLACK_API_URL", "Slack Web API base URL")
     slack_channel: str | None = _setting(
         None, "MONITOR_SLACK_CHANNEL", "channel for rules that name none"
     )
@@ -56,11 +55,13 @@ class Settings(BaseModel):
         None, "MONITOR_OPS_CHANNEL", "channel told when a rule file breaks on reload"
     )
     allow_private_addresses: bool = _setting(
-        False, "MONITOR_ALLOW_PRIVATE_ADDRESSES",
+        False,
+        "MONITOR_ALLOW_PRIVATE_ADDRESSES",
         "allow feeds on loopback, private, link-local and other non-public addresses",
     )
     allowed_networks: tuple[str, ...] = _setting(
-        (), "MONITOR_ALLOWED_NETWORKS",
+        (),
+        "MONITOR_ALLOWED_NETWORKS",
         "comma-separated CIDRs allowed even though non-public (an intranet feed server)",
     )
     poll_interval: float = _setting(
@@ -76,27 +77,37 @@ class Settings(BaseModel):
         10.0, "MONITOR_CONNECT_TIMEOUT", "seconds to connect to a feed server", gt=0, le=300
     )
     read_timeout: float = _setting(
-        30.0, "MONITOR_READ_TIMEOUT", "seconds to wait for each read from a feed server",
-        gt=0, le=600,
+        30.0,
+        "MONITOR_READ_TIMEOUT",
+        "seconds to wait for each read from a feed server",
+        gt=0,
+        le=600,
     )
     feed_deadline: float = _setting(
         60.0, "MONITOR_FEED_DEADLINE", "total seconds allowed for one feed fetch", gt=0, le=3600
     )
     max_feed_bytes: int = _setting(
-        10 * 1024 * 1024, "MONITOR_MAX_FEED_BYTES", "cap on a feed's decoded body",
-        ge=1024, le=1024**3,
+        10 * 1024 * 1024,
+        "MONITOR_MAX_FEED_BYTES",
+        "cap on a feed's decoded body",
+        ge=1024,
+        le=1024**3,
     )
     max_redirects: int = _setting(5, "MONITOR_MAX_REDIRECTS", "redirects followed", ge=0, le=20)
-    concurrency: int = _setting(
-        50, "MONITOR_CONCURRENCY", "feeds fetched at once", ge=1, le=1000
-    )
+    concurrency: int = _setting(50, "MONITOR_CONCURRENCY", "feeds fetched at once", ge=1, le=1000)
     parse_workers: int = _setting(
-        0, "MONITOR_PARSE_WORKERS",
-        "processes that parse feeds; 0 means one per CPU, 1 parses in a thread", ge=0, le=64,
+        0,
+        "MONITOR_PARSE_WORKERS",
+        "processes that parse feeds; 0 means one per CPU, 1 parses in a thread",
+        ge=0,
+        le=64,
     )
     alert_window_hours: float = _setting(
-        24.0, "MONITOR_ALERT_WINDOW_HOURS",
-        "on a feed's first poll, alert only on items published this recently", ge=0, le=24 * 365,
+        24.0,
+        "MONITOR_ALERT_WINDOW_HOURS",
+        "on a feed's first poll, alert only on items published this recently",
+        ge=0,
+        le=24 * 365,
     )
     delivery_batch: int = _setting(
         50, "MONITOR_DELIVERY_BATCH", "alerts sent per delivery run", ge=1, le=10000
@@ -105,7 +116,8 @@ class Settings(BaseModel):
         3, "MONITOR_SLACK_MAX_RETRIES", "retries of a 429, 5xx or connection error", ge=0, le=10
     )
     user_agent: str = _setting(
-        f"media-monitor/{__version__} (self-hosted news alerting)", "MONITOR_USER_AGENT",
+        f"media-monitor/{__version__} (self-hosted news alerting)",
+        "MONITOR_USER_AGENT",
         "User-Agent sent to feed servers",
     )
     log_level: str = _setting("INFO", "MONITOR_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR")

@@ -20,7 +20,7 @@ def next_poll_at(now: datetime, interval: float, error_count: int, jitter: float
     """The next poll: ``interval`` after success, doubling per consecutive error up to a day."""
     seconds = interval
     if error_count > 0:
-        seconds = min(interval * 2 ** min(error_count, 20), MAX_BACKOFF.total_seconds())
+        seconds = min(interval * (1 << min(error_count, 20)), MAX_BACKOFF.total_seconds())
     seconds *= 1 + JITTER_FRACTION * max(-1.0, min(1.0, jitter))
     return now + timedelta(seconds=seconds)
 
@@ -31,8 +31,8 @@ def alert_since(now: datetime, first_poll: bool, window_hours: float) -> datetim
 
 
 def delivery_retry_at(now: datetime, attempts: int, retry_after: float | None) -> datetime:
-    """When to try a failed delivery again: Slack's Retry-After if given, else exponential backoff."""
-    backoff = min(DELIVERY_RETRY_BASE * 2 ** min(attempts, 20), MAX_DELIVERY_BACKOFF)
+    """When to retry a failed delivery: after Slack's Retry-After if given, else backing off."""
+    backoff = min(DELIVERY_RETRY_BASE * (1 << min(attempts, 20)), MAX_DELIVERY_BACKOFF)
     if retry_after is not None:
         backoff = max(timedelta(seconds=retry_after), timedelta(seconds=1))
     return now + backoff

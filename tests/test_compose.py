@@ -18,8 +18,14 @@ def test_monitor_service_sets_only_variables_the_settings_read():
     environment = compose()["services"]["monitor"]["environment"]
     known = set(Settings.environment_names().values())
     assert set(environment) <= known, set(environment) - known
-    for required in ("MONITOR_DATABASE_URL", "SLACK_BOT_TOKEN", "SLACK_WEBHOOK_URL",
-                     "MONITOR_SLACK_CHANNEL", "MONITOR_RULES", "MONITOR_FEEDS"):
+    for required in (
+        "MONITOR_DATABASE_URL",
+        "SLACK_BOT_TOKEN",
+        "SLACK_WEBHOOK_URL",
+        "MONITOR_SLACK_CHANNEL",
+        "MONITOR_RULES",
+        "MONITOR_FEEDS",
+    ):
         assert required in environment
 
 

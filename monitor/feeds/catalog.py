@@ -68,7 +68,9 @@ def _read_document(document: Any, file: str, problems: list[str]) -> tuple[FeedS
         for key in document:
             if key != "feeds":
                 line, column = document.lc.key(key)
-                problems.append(f"{file}:{line + 1}:{column + 1}: unknown key {key!r} (expected 'feeds')")
+                problems.append(
+                    f"{file}:{line + 1}:{column + 1}: unknown key {key!r} (expected 'feeds')"
+                )
     if not isinstance(entries, CommentedSeq):
         problems.append(f"{file}:1:1: expected a list of feeds under 'feeds:'")
         return ()

@@ -1,0 +1,411 @@
+"""The ``monitor`` command: the service, one-off cycles, and the rule author's tools.
+
+Only this module (and ``service``) builds real adapters from Settings. Any
+MonitorError is printed as one line on stderr with exit status 1 (a traceback
+only with ``--debug``); usage errors exit with status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from monitor import __version__
+from monitor.config import Settings, load_settings
+from monitor.errors import MonitorError
+from monitor.feeds.catalog import parse_duration
+from monitor.model import Article, Match
+
+log = logging.getLogger("monitor")
+
+
+@dataclass(slots=True)
+class AppContext:
+    debug: bool
+    _settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings()
+        return self._settings
+
+
+pass_app = click.make_pass_decorator(AppContext)
+
+
+def fail(message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+class MonitorGroup(click.Group):
+    """Turns a MonitorError anywhere below into one clear line and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MonitorError as exc:
+            app = ctx.find_object(AppContext)
+            if app is not None and app.debug:
+                raise
+            fail(str(exc))
+
+
+@click.group(cls=MonitorGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="media-monitor")
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """media-monitor: watch news feeds, match YAML rules, alert Slack with the reason."""
+    ctx.obj = AppContext(debug=debug)
+
+
+def setup_logging(settings: Settings, debug: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if debug else getattr(logging, settings.log_level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+# ---------------------------------------------------------------- the service
+
+
+@main.command()
+@pass_app
+def run(app: AppContext) -> None:
+    """Run the service: poll due feeds, send alerts, reload changed rules, until stopped."""
+    from monitor.service import Service, describe_sender, run_forever
+
+    settings = app.settings
+    setup_logging(settings, app.debug)
+    with open_store(settings) as store:
+        service = Service(settings, store)
+        log.info(
+            "media-monitor %s: %d feeds, %d rules, database %s, alerts to %s; Ctrl-C stops",
+            __version__,
+            len(store.feeds()),
+            len(service.rules.ruleset.rules),
+            mask_url(settings.database_url),
+            describe_sender(settings),
+        )
+        run_forever(service)
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Run one full cycle and exit (required).")
+@pass_app
+def poll(app: AppContext, once: bool) -> None:
+    """Fetch all due feeds, match, store and deliver once, then print a summary."""
+    from monitor.service import Service
+
+    if not once:
+        raise click.UsageError("monitor poll needs --once; `monitor run` runs the service")
+    settings = app.settings
+    setup_logging(settings, app.debug)
+    with open_store(settings) as store:
+        service = Service(settings, store)
+        try:
+            polled = service.poll(every=True)
+            delivered = service.deliver()
+        finally:
+            service.close()
+    for feed in polled.failed:
+        click.echo(f"feed failed: {feed.url}: {feed.error}", err=True)
+    for error in delivered.errors:
+        click.echo(f"alert not sent: {error}", err=True)
+    click.echo(
+        f"polled {len(polled.feeds)} feeds ({polled.count('updated')} updated, "
+        f"{polled.count('not-modified') + polled.count('unchanged')} unchanged, "
+        f"{len(polled.failed)} failed): {polled.new_articles} new articles, "
+        f"{polled.new_matches} matches; alerts: {delivered.sent} sent, "
+        f"{delivered.retrying} to retry, {delivered.failed} failed"
+    )
+
+
+# ---------------------------------------------------------------- rules
+
+
+@main.group()
+def rules() -> None:
+    """Check, try and evaluate rule files."""
+
+
+@rules.command("check")
+@click.argument("path", required=False, type=click.Path(exists=True, path_type=Path))
+@pass_app
+def rules_check(app: AppContext, path: Path | None) -> None:
+    """Validate rule files and run their examples (exit 0 valid, 1 invalid, 2 usage error)."""
+    from monitor.matching import check_examples, load_rules
+
+    target = path or app.settings.rules_dir
+    loaded = load_rules(target)
+    problems = sorted(
+        [*loaded.problems, *check_examples(loaded.ruleset)],
+        key=lambda problem: (problem.file, problem.line, problem.column),
+    )
+    for problem in problems:
+        click.echo(str(problem))
+    errors = sum(1 for problem in problems if problem.severity == "error")
+    warnings = len(problems) - errors
+    rule_count = len(loaded.ruleset.rules)
+    if errors:
+        click.echo(f"{target}: {errors} error(s), {warnings} warning(s)", err=True)
+        sys.exit(1)
+    click.echo(
+        f"{target}: {rule_count} rules in {len(loaded.files)} files, "
+        f"{warnings} warning(s), examples pass"
+    )
+
+
+@rules.command("test")
+@click.option(
+    "--input",
+    "source",
+    metavar="PATH|URL",
+    help="A feed file (RSS, Atom, JSON Feed), a feed URL, or JSON Lines of articles. "
+    "Without it, articles already stored are used.",
+)
+@click.option(
+    "--rules",
+    "rules_dir",
+    type=click.Path(exists=True, path_type=Path),
+    help="Rules folder or file to try (default: MONITOR_RULES).",
+)
+@click.option(
+    "--since",
+    default="30d",
+    show_default=True,
+    help="Stored articles: how far back (90m, 12h, 30d).",
+)
+@click.option("--feed", "feed_url", help="Stored articles: only this feed URL.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many articles.")
+@click.option(
+    "--diff",
+    "changed",
+    type=click.Path(exists=True, path_type=Path),
+    help="A changed rules folder: show which articles it would start or stop flagging.",
+)
+@click.option(
+    "--format", "output", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+@click.option("--all", "show_all", is_flag=True, help="Table: list articles that matched nothing.")
+@pass_app
+def rules_test(
+    app: AppContext,
+    source: str | None,
+    rules_dir: Path | None,
+    since: str,
+    feed_url: str | None,
+    limit: int | None,
+    changed: Path | None,
+    output: str,
+    show_all: bool,
+) -> None:
+    """Dry run: match rules against articles; nothing is stored and nothing is sent."""
+    from monitor import dryrun
+    from monitor.matching import load_rules
+
+    settings = app.settings
+    live = load_rules(rules_dir or settings.rules_dir)
+    report_problems(live.problems)
+    if source is not None:
+        articles = dryrun.read_articles(source, settings)
+    else:
+        articles = stored_articles(settings, since, feed_url)
+    articles = articles[:limit] if limit else articles
+    if changed is not None:
+        candidate = load_rules(changed)
+        report_problems(candidate.problems)
+        diffs = dryrun.diff_rules(live.ruleset, candidate.ruleset, articles)
+        dryrun.print_diff(diffs, output, len(articles))
+        return
+    results = dryrun.match_all(live.ruleset, articles)
+    if output == "json":
+        for article, matches in results:
+            click.echo(json.dumps(dryrun.result_json(article, matches), ensure_ascii=False))
+    else:
+        dryrun.print_table(results, show_all=show_all)
+
+
+@rules.command("eval")
+@click.option(
+    "--labels",
+    "labels",
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="JSON Lines with title, optional summary, and label flag|ignore.",
+)
+@click.option(
+    "--rules",
+    "rules_dir",
+    type=click.Path(exists=True, path_type=Path),
+    help="Rules folder or file (default: MONITOR_RULES).",
+)
+@click.option(
+    "--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@pass_app
+def rules_eval(app: AppContext, labels: Path, rules_dir: Path | None, output: str) -> None:
+    """Precision and recall of the rules on a labelled set, with the misclassified items."""
+    from monitor import dryrun
+    from monitor.matching import evaluate, load_rules
+
+    loaded = load_rules(rules_dir or app.settings.rules_dir)
+    report_problems(loaded.problems)
+    report = evaluate(loaded.ruleset, dryrun.read_labelled(labels))
+    dryrun.print_eval(report, output)
+
+
+@rules.command("schema")
+def rules_schema() -> None:
+    """Print the JSON Schema of rule files (for editors)."""
+    from monitor.matching import rule_json_schema
+
+    click.echo(json.dumps(rule_json_schema(), indent=2))
+
+
+def report_problems(problems: Sequence[Any]) -> None:
+    for problem in problems:
+        click.echo(str(problem), err=True)
+    if any(problem.severity == "error" for problem in problems):
+        click.echo("warning: rules with errors are left out of this run", err=True)
+
+
+def stored_articles(settings: Settings, since: str, feed_url: str | None) -> list[Article]:
+    try:
+        window = timedelta(seconds=parse_duration(since))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from exc
+    with open_store(settings, upgrade=False) as store:
+        return store.articles(since=datetime.now(UTC) - window, feed_url=feed_url)
+
+
+# ---------------------------------------------------------------- feeds, matches, db
+
+
+@main.group()
+def feeds() -> None:
+    """Inspect the feeds being watched."""
+
+
+@feeds.command("list")
+@pass_app
+def feeds_list(app: AppContext) -> None:
+    """Every feed with its state: last poll, next poll, consecutive errors, last error."""
+    with open_store(app.settings) as store:
+        states = store.feeds()
+    if not states:
+        click.echo("no feeds yet: add some to the feeds file and run `monitor poll --once`")
+        return
+    for feed in states:
+        if not feed.active:
+            status = "removed"
+        elif feed.error_count:
+            status = f"failing ({feed.error_count} in a row)"
+        elif feed.last_success_at is None:
+            status = "new"
+        else:
+            status = "ok"
+        click.echo(f"{feed.url}  [{status}]")
+        details = [
+            f"name: {feed.name}" if feed.name else "",
+            f"last poll: {format_time(feed.last_polled_at)}",
+            f"next: {format_time(feed.next_poll_at)}",
+        ]
+        click.echo("    " + "; ".join(part for part in details if part))
+        if feed.last_error:
+            click.echo(f"    last error: {feed.last_error}")
+
+
+@main.group()
+def matches() -> None:
+    """Inspect stored matches."""
+
+
+@matches.command("list")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
+@click.option("--since", help="Only matches newer than this (90m, 12h, 30d).")
+@pass_app
+def matches_list(app: AppContext, limit: int, since: str | None) -> None:
+    """The newest matches, with rule, severity, delivery state and matched terms."""
+    cutoff = None
+    if since:
+        try:
+            cutoff = datetime.now(UTC) - timedelta(seconds=parse_duration(since))
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--since") from exc
+    with open_store(app.settings) as store:
+        rows = store.recent_matches(limit=limit, since=cutoff)
+    if not rows:
+        click.echo("no matches yet")
+        return
+    for row in rows:
+        click.echo(
+            f"{format_time(row.created_at)}  {row.match.severity:<8} {row.match.rule_id}  "
+            f"[{row.delivery_status or 'not alerted'}]"
+        )
+        click.echo(f"    {row.article.title}")
+        if row.article.link:
+            click.echo(f"    {row.article.link}")
+        click.echo(f"    terms: {', '.join(row.match.matched_terms)}")
+
+
+@main.group()
+def db() -> None:
+    """Database schema commands."""
+
+
+@db.command("upgrade")
+@pass_app
+def db_upgrade(app: AppContext) -> None:
+    """Create or migrate the database schema to the newest revision."""
+    with open_store(app.settings) as store:
+        click.echo(f"{mask_url(app.settings.database_url)}: schema at revision {store.revision()}")
+
+
+# ---------------------------------------------------------------- helpers
+
+
+@contextmanager
+def open_store(settings: Settings, *, upgrade: bool = True) -> Iterator[Any]:
+    from monitor.store.store import Store
+
+    store = Store.open(settings.database_url)
+    try:
+        if upgrade:
+            store.upgrade()
+        yield store
+    finally:
+        store.close()
+
+
+def mask_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL is reported by Store.open; don't fail on display
+        return url
+
+
+def format_time(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else "never"
+
+
+def describe_match(match: Match) -> str:
+    return f"{match.rule_id}: {', '.join(match.matched_terms)}"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

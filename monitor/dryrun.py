@@ -1,0 +1,265 @@
+"""`monitor rules test` and `rules eval`: read articles from a file, URL or the store, match, show.
+
+The dry run matches with ``pipeline.match_articles``, the function the live
+service uses, so a rule behaves the same here and in production
+(ElastAlert #2140). Nothing here stores or sends anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from monitor.config import Settings
+from monitor.errors import FeedError, MonitorError
+from monitor.feeds.links import absolute_link
+from monitor.feeds.text import clean_text
+from monitor.matching import RuleSet
+from monitor.model import Article, Match, TermHit
+from monitor.pipeline import match_articles
+
+CONTEXT_CHARS = 60
+JSONL_SOURCE = "jsonl:"
+
+
+class InputError(MonitorError):
+    """An input file for the dry run is unreadable or malformed (names the file and line)."""
+
+
+Result = tuple[Article, tuple[Match, ...]]
+
+
+def read_articles(source: str, settings: Settings) -> list[Article]:
+    """Articles from a feed URL, a feed file (RSS, Atom, JSON Feed) or a JSON Lines file."""
+    if source.startswith(("http://", "https://")):
+        return _fetch_articles(source, settings)
+    path = Path(source)
+    try:
+        body = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{source}: cannot read: {exc.strerror}") from exc
+    if _looks_like_json_lines(path, body):
+        return list(read_json_lines(path, body))
+    from monitor.feeds.parse import parse_feed
+
+    return list(
+        parse_feed(
+            body, url=path.resolve().as_uri(), headers={}, fetched_at=datetime.now(UTC)
+        ).articles
+    )
+
+
+def _fetch_articles(url: str, settings: Settings) -> list[Article]:
+    from monitor.feeds.fetch import Fetcher, FetchOptions, FetchRequest
+    from monitor.feeds.parse import parse_feed
+
+    async def fetch() -> bytes | None:
+        async with Fetcher(FetchOptions.from_settings(settings)) as fetcher:
+            result = await fetcher.fetch(FetchRequest(url))
+            return result.body if result.body is not None else None
+
+    try:
+        body = asyncio.run(fetch())
+    except FeedError as exc:
+        raise InputError(str(exc)) from exc
+    parsed = parse_feed(body or b"", url=url, headers={}, fetched_at=datetime.now(UTC))
+    return list(parsed.articles)
+
+
+def _looks_like_json_lines(path: Path, body: bytes) -> bool:
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        return True
+    text = body.lstrip()
+    if not text.startswith(b"{"):
+        return False
+    try:  # a JSON Feed is one object over many lines; JSON Lines is one object per line
+        json.loads(body)
+    except ValueError:
+        return True
+    return False
+
+
+def read_json_lines(path: Path, body: bytes) -> Iterable[Article]:
+    """One Article per line: ``title``; optional ``summary``, ``link``, ``published``, ``id``."""
+    now = datetime.now(UTC)
+    for number, item in _json_objects(path, body):
+        yield _article_from_json(path, number, item, now)
+
+
+def _json_objects(path: Path, body: bytes) -> Iterable[tuple[int, dict[str, Any]]]:
+    for number, line in enumerate(body.decode("utf-8", errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except ValueError as exc:
+            raise InputError(f"{path}:{number}: not valid JSON: {exc}") from exc
+        if not isinstance(item, dict):
+            raise InputError(f"{path}:{number}: each line must be a JSON object")
+        yield number, item
+
+
+def _article_from_json(path: Path, number: int, item: dict[str, Any], now: datetime) -> Article:
+    title = item.get("title")
+    if not isinstance(title, str) or not title.strip():
+        raise InputError(f"{path}:{number}: 'title' is required and must be text")
+    summary = item.get("summary") or ""
+    if not isinstance(summary, str):
+        raise InputError(f"{path}:{number}: 'summary' must be text")
+    link = absolute_link(item["link"], "") if isinstance(item.get("link"), str) else None
+    published, dated = now, False
+    if item.get("published"):
+        try:
+            published = datetime.fromisoformat(str(item["published"]))
+        except ValueError as exc:
+            raise InputError(
+                f"{path}:{number}: 'published' must be an ISO 8601 date such as 2026-11-26 "
+                f"or 2026-11-26T09:30:00Z"
+            ) from exc
+        published = published.replace(tzinfo=published.tzinfo or UTC).astimezone(UTC)
+        dated = True
+    entry_id = str(item.get("id") or link or _digest_id(title, summary))
+    return Article(
+        feed_url=JSONL_SOURCE + str(path),
+        entry_id=entry_id,
+        title=clean_text(title),
+        summary=clean_text(summary),
+        link=link,
+        published=published,
+        dated=dated,
+        language=item.get("language") if isinstance(item.get("language"), str) else None,
+    )
+
+
+def _digest_id(title: str, summary: str) -> str:
+    return "sha256:" + hashlib.sha256(f"{title}\n{summary}".encode()).hexdigest()
+
+
+def match_all(rules: RuleSet, articles: Sequence[Article]) -> tuple[Result, ...]:
+    return match_articles(rules, articles)
+
+
+def result_json(article: Article, matches: Sequence[Match]) -> dict[str, Any]:
+    return {
+        "id": article.entry_id,
+        "title": article.title,
+        "matches": [
+            {"rule": match.rule_id, "terms": list(match.matched_terms)} for match in matches
+        ],
+    }
+
+
+def console() -> Console:
+    return Console(file=sys.stdout, highlight=False, soft_wrap=False)
+
+
+def highlighted(text: str, hits: Iterable[TermHit], field: str) -> Text:
+    rich_text = Text(text)
+    for hit in hits:
+        if hit.field == field and 0 <= hit.start < hit.end <= len(text):
+            rich_text.stylize("bold black on yellow", hit.start, hit.end)
+    return rich_text
+
+
+def in_context(article: Article, hit: TermHit) -> Text | None:
+    """The words around a hit outside the title, with the hit highlighted."""
+    text = {"summary": article.summary, "content": article.content}.get(hit.field)
+    if text is None or not 0 <= hit.start < hit.end <= len(text):
+        return None
+    start, end = max(0, hit.start - CONTEXT_CHARS), min(len(text), hit.end + CONTEXT_CHARS)
+    snippet = Text(("…" if start else "") + text[start : hit.start])
+    snippet.append(text[hit.start : hit.end], style="bold black on yellow")
+    snippet.append(text[hit.end : end] + ("…" if end < len(text) else ""))
+    return snippet
+
+
+def print_table(results: Sequence[Result], *, show_all: bool) -> None:
+    out = console()
+    table = Table(show_lines=True, title="rules test (dry run: nothing stored or sent)")
+    table.add_column("#", justify="right")
+    table.add_column("article")
+    table.add_column("rules and evidence")
+    for number, (article, matches) in enumerate(results, 1):
+        if not matches and not show_all:
+            continue
+        hits = [hit for match in matches for hit in match.hits]
+        evidence = Text()
+        for match in matches:
+            evidence.append(f"{match.rule_id}", style="bold")
+            evidence.append(f" ({match.severity})\n")
+            for hit in match.hits:
+                evidence.append(f"  {hit.term}", style="bold")
+                evidence.append(f" in {hit.field}\n")
+                context = in_context(article, hit)
+                if context is not None:
+                    evidence.append("    ")
+                    evidence.append(context)
+                    evidence.append("\n")
+        table.add_row(
+            str(number),
+            highlighted(article.title, hits, "title"),
+            evidence if matches else Text("no match", style="dim"),
+        )
+    flagged = sum(1 for _, matches in results if matches)
+    if table.row_count:
+        out.print(table)
+    out.print(f"{len(results)} articles, {flagged} matched")
+
+
+@dataclass(frozen=True, slots=True)
+class RuleDiff:
+    article: Article
+    started: tuple[str, ...]  # rule ids the changed rules add
+    stopped: tuple[str, ...]  # rule ids the changed rules no longer match
+
+
+def diff_rules(live: RuleSet, changed: RuleSet, articles: Sequence[Article]) -> list[RuleDiff]:
+    """Articles whose set of matching rules differs between two rule versions."""
+    diffs = []
+    for (article, before), (_, after) in zip(
+        match_articles(live, articles), match_articles(changed, articles), strict=True
+    ):
+        old = {match.rule_id for match in before}
+        new = {match.rule_id for match in after}
+        if old != new:
+            diffs.append(RuleDiff(article, tuple(sorted(new - old)), tuple(sorted(old - new))))
+    return diffs
+
+
+def print_diff(diffs: Sequence[RuleDiff], output: str, total: int) -> None:
+    if output == "json":
+        for diff in diffs:
+            click.echo(
+                json.dumps(
+                    {
+                        "id": diff.article.entry_id,
+                        "title": diff.article.title,
+                        "started": list(diff.started),
+                        "stopped": list(diff.stopped),
+                    },
+                    ensure_ascii=False,
+                )
+            )
+        return
+    for diff in diffs:
+        for rule_id in diff.started:
+            click.echo(f"+ {rule_id}: {diff.article.title}")
+        for rule_id in diff.stopped:
+            click.echo(f"- {rule_id}: {diff.article.title}")
+    started = sum(1 for diff in diffs if diff.started)
+    stopped = sum(1 for diff in diffs if diff.stopped)
+    click.echo(
+        f"{total} articles: the change starts flagging {started} and stops flagging {stopped}"
+    )

@@ -1,0 +1,108 @@
+"""The rules the service is running, reloaded when their files change.
+
+A broken edit never replaces working rules: the engine keeps the last good
+version of a broken file (``load_rules(previous=...)``), and this module
+reports the problems (log, counter, optional ops message) until a fix lands.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from monitor.matching import RuleLoad, RuleSet, load_rules
+
+log = logging.getLogger(__name__)
+
+RULE_FILE_SUFFIXES = (".yaml", ".yml")
+
+
+def snapshot(path: Path) -> dict[str, str]:
+    """Digest of every rule and list file under ``path``: what a reload compares."""
+    files = (
+        [path]
+        if path.is_file()
+        else sorted(
+            file for file in path.rglob("*") if file.suffix in RULE_FILE_SUFFIXES and file.is_file()
+        )
+    )
+    digests: dict[str, str] = {}
+    for file in files:
+        try:
+            digests[str(file)] = hashlib.sha256(file.read_bytes()).hexdigest()
+        except OSError:
+            digests[str(file)] = "unreadable"
+    return digests
+
+
+def describe_changes(old: RuleSet, new: RuleSet) -> list[str]:
+    """Human lines naming the rules a reload added, removed or changed."""
+    before = {rule.id: rule for rule in old.rules}
+    after = {rule.id: rule for rule in new.rules}
+    lines = [f"added rule {rule_id}" for rule_id in after.keys() - before.keys()]
+    lines += [f"removed rule {rule_id}" for rule_id in before.keys() - after.keys()]
+    lines += [
+        f"changed rule {rule_id}"
+        for rule_id in before.keys() & after.keys()
+        if before[rule_id] != after[rule_id]
+    ]
+    return sorted(lines)
+
+
+class LiveRules:
+    """Thread-safe holder of the current RuleLoad; ``refresh`` is the reload job."""
+
+    def __init__(self, path: Path, on_problems: Callable[[str], None] | None = None) -> None:
+        self.path = path
+        self._on_problems = on_problems
+        self._lock = threading.Lock()
+        self._files = snapshot(path)
+        self._load = load_rules(path)
+        self.failed_reloads = 0
+        self._report(self._load, initial=True)
+
+    @property
+    def current(self) -> RuleLoad:
+        with self._lock:
+            return self._load
+
+    @property
+    def ruleset(self) -> RuleSet:
+        return self.current.ruleset
+
+    def refresh(self) -> bool:
+        """Reload when any rule or list file changed; return True when something was reloaded."""
+        files = snapshot(self.path)
+        if files == self._files:
+            return False
+        previous = self.current
+        loaded = load_rules(self.path, previous=previous)
+        with self._lock:
+            self._files = files
+            self._load = loaded
+        for line in describe_changes(previous.ruleset, loaded.ruleset):
+            log.info("rules reloaded: %s", line)
+        self._report(loaded, initial=False)
+        return True
+
+    def _report(self, loaded: RuleLoad, *, initial: bool) -> None:
+        errors = [problem for problem in loaded.problems if problem.severity == "error"]
+        for problem in loaded.problems:
+            (log.error if problem.severity == "error" else log.warning)("%s", problem)
+        if not errors:
+            if not initial:
+                log.info("rules reloaded: %d rules active", len(loaded.ruleset.rules))
+            return
+        if not initial:
+            self.failed_reloads += 1
+        summary = (
+            f"{len(errors)} rule error(s) in {self.path}; "
+            f"the last good version of each broken file stays active "
+            f"({len(loaded.ruleset.rules)} rules running):\n"
+            + "\n".join(str(problem) for problem in errors[:20])
+        )
+        if self._on_problems is not None:
+            self._on_problems(summary)

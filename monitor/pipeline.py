@@ -1,0 +1,287 @@
+"""One poll cycle and one delivery run: the only places where the edges meet the core.
+
+A poll cycle claims the feeds that are due, fetches them concurrently, parses
+changed bodies in a process pool (feedparser dominates the cost), matches the
+articles and writes each feed's outcome in one transaction. A delivery run
+sends the pending alerts and marks each sent only after Slack accepted it
+(store, then send, then mark sent). Errors are values per feed and per alert:
+one failure is recorded and never stops the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import TypeVar
+
+from monitor.errors import DeliveryError, FeedParseError, FetchError
+from monitor.feeds.fetch import Fetcher, FetchOptions, FetchRequest
+from monitor.feeds.parse import body_digest, parse_feed
+from monitor.matching import RuleSet, match_article
+from monitor.model import Article, Match, ParsedFeed
+from monitor.notify.base import AlertSender, RetryLaterError
+from monitor.notify.render import render_alert
+from monitor.schedule import alert_since, delivery_retry_at, next_poll_at
+from monitor.store.store import FeedState, PollOutcome, Store
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedReport:
+    """What happened to one feed in one cycle."""
+
+    url: str
+    outcome: str  # "updated", "not-modified", "unchanged" or "failed"
+    new_articles: int = 0
+    new_matches: int = 0
+    new_alerts: int = 0
+    error: str | None = None
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PollReport:
+    feeds: tuple[FeedReport, ...]
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for feed in self.feeds if feed.outcome == outcome)
+
+    @property
+    def new_articles(self) -> int:
+        return sum(feed.new_articles for feed in self.feeds)
+
+    @property
+    def new_matches(self) -> int:
+        return sum(feed.new_matches for feed in self.feeds)
+
+    @property
+    def new_alerts(self) -> int:
+        return sum(feed.new_alerts for feed in self.feeds)
+
+    @property
+    def failed(self) -> tuple[FeedReport, ...]:
+        return tuple(feed for feed in self.feeds if feed.outcome == "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReport:
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+    errors: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class PollSettings:
+    """The few settings a poll cycle needs, so it never reads the whole Settings."""
+
+    fetch: FetchOptions
+    poll_interval: float = 300.0
+    alert_window_hours: float = 24.0
+    jitter: Callable[[], float] = field(default=lambda: random.uniform(-1.0, 1.0))
+
+    @property
+    def claim_lease(self) -> timedelta:
+        # Long enough that a cycle in progress keeps its feeds; short enough that a crash
+        # mid-cycle only delays them.
+        return timedelta(seconds=self.fetch.deadline * 2 + 60)
+
+
+async def poll_cycle(
+    store: Store,
+    rules: RuleSet,
+    settings: PollSettings,
+    parse_executor: Executor | None = None,
+    clock: Clock = utc_now,
+    *,
+    every: bool = False,
+) -> PollReport:
+    """Poll each due feed (each active feed with ``every``) once; a feed's failure never raises."""
+    store_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+    try:
+        due = await _in_thread(
+            store_thread, partial(store.claim_due_feeds, every=every), clock(), settings.claim_lease
+        )
+        if not due:
+            return PollReport(feeds=())
+        async with Fetcher(settings.fetch) as fetcher:
+            poll = partial(
+                _poll_feed, fetcher, store, store_thread, rules, settings, parse_executor, clock
+            )
+            reports = await asyncio.gather(*(poll(feed) for feed in due))
+        return PollReport(feeds=tuple(reports))
+    finally:
+        store_thread.shutdown(wait=True)
+
+
+async def _poll_feed(
+    fetcher: Fetcher,
+    store: Store,
+    store_thread: Executor,
+    rules: RuleSet,
+    settings: PollSettings,
+    parse_executor: Executor | None,
+    clock: Clock,
+    feed: FeedState,
+) -> FeedReport:
+    interval = feed.interval or settings.poll_interval
+    request = FetchRequest(feed.url, etag=feed.etag, last_modified=feed.last_modified)
+    try:
+        fetched = await fetcher.fetch(request)
+    except FetchError as exc:
+        return await _record_failure(store, store_thread, settings, clock, feed, exc, exc.status)
+    now = clock()
+    success = partial(
+        PollOutcome,
+        feed_url=feed.url,
+        polled_at=now,
+        next_poll_at=next_poll_at(now, interval, 0, settings.jitter()),
+        status=fetched.status,
+        etag=fetched.etag,
+        last_modified=fetched.last_modified,
+    )
+    if fetched.body is None:
+        await _in_thread(store_thread, store.record_poll, success(body_digest=feed.body_digest))
+        return FeedReport(feed.url, "not-modified")
+    digest = body_digest(fetched.body)
+    if digest == feed.body_digest:
+        await _in_thread(store_thread, store.record_poll, success(body_digest=digest))
+        return FeedReport(feed.url, "unchanged")
+    parse = partial(
+        parse_feed,
+        fetched.body,
+        url=feed.url,
+        headers=dict(fetched.headers),
+        fetched_at=now,
+        feed_name=feed.name,
+        feed_tags=feed.tags,
+    )
+    try:
+        parsed: ParsedFeed = await asyncio.get_running_loop().run_in_executor(parse_executor, parse)
+    except FeedParseError as exc:
+        return await _record_failure(
+            store, store_thread, settings, clock, feed, exc, fetched.status
+        )
+    for warning in parsed.warnings:
+        log.warning("feed %s: %s", feed.url, warning)
+    first_poll = feed.first_polled_at is None
+    outcome = success(
+        body_digest=digest,
+        articles=match_articles(rules, parsed.articles),
+        alert_since=alert_since(now, first_poll, settings.alert_window_hours),
+    )
+    saved = await _in_thread(store_thread, store.record_poll, outcome)
+    return FeedReport(
+        feed.url,
+        "updated",
+        new_articles=saved.new_articles,
+        new_matches=saved.new_matches,
+        new_alerts=saved.new_deliveries,
+        warnings=parsed.warnings,
+    )
+
+
+async def _record_failure(
+    store: Store,
+    store_thread: Executor,
+    settings: PollSettings,
+    clock: Clock,
+    feed: FeedState,
+    error: FetchError | FeedParseError,
+    status: int | None,
+) -> FeedReport:
+    now = clock()
+    errors = feed.error_count + 1
+    interval = feed.interval or settings.poll_interval
+    log.warning("feed %s failed (%d in a row): %s", feed.url, errors, error.message)
+    outcome = PollOutcome(
+        feed_url=feed.url,
+        polled_at=now,
+        next_poll_at=next_poll_at(now, interval, errors, settings.jitter()),
+        status=status,
+        error=error.message,
+    )
+    await _in_thread(store_thread, store.record_poll, outcome)
+    return FeedReport(feed.url, "failed", error=error.message)
+
+
+def match_articles(
+    rules: RuleSet, articles: Sequence[Article]
+) -> tuple[tuple[Article, tuple[Match, ...]], ...]:
+    """Match each article; the dry run (`monitor rules test`) calls this too, so both agree."""
+    return tuple((article, match_article(rules, article)) for article in articles)
+
+
+def deliver_pending(
+    store: Store,
+    sender: AlertSender,
+    *,
+    default_channel: str | None,
+    batch: int = 50,
+    lease: timedelta = timedelta(minutes=5),
+    clock: Clock = utc_now,
+) -> DeliveryReport:
+    """Send claimed pending alerts; a channel that answers "retry later" gets no more this run."""
+    sent = retrying = failed = 0
+    errors: list[str] = []
+    paused: set[str] = set()
+    for delivery in store.claim_deliveries(clock(), lease, batch):
+        channel = delivery.channel or default_channel or ""
+        if channel in paused:
+            # Not an attempt: the claim's lease brings it back after the channel's pause.
+            retrying += 1
+            continue
+        try:
+            reference = sender.send(channel, render_alert(delivery.article, delivery.matches))
+        except RetryLaterError as exc:
+            paused.add(channel)
+            retry_at = delivery_retry_at(clock(), delivery.attempts, exc.retry_after)
+            store.mark_failed(delivery.id, clock(), str(exc), retry_at)
+            log.warning(
+                "alert %d to %s will be retried at %s: %s",
+                delivery.id,
+                channel,
+                retry_at.isoformat(timespec="seconds"),
+                exc,
+            )
+            retrying += 1
+            errors.append(str(exc))
+        except DeliveryError as exc:
+            retry_later = (
+                None if exc.permanent else delivery_retry_at(clock(), delivery.attempts, None)
+            )
+            store.mark_failed(delivery.id, clock(), str(exc), retry_later)
+            log.error(
+                "alert %d to %s failed%s: %s",
+                delivery.id,
+                channel,
+                " permanently" if exc.permanent else "",
+                exc,
+            )
+            if exc.permanent:
+                failed += 1
+            else:
+                retrying += 1
+            errors.append(str(exc))
+        else:
+            store.mark_delivered(delivery.id, clock(), reference)
+            sent += 1
+    return DeliveryReport(sent=sent, retrying=retrying, failed=failed, errors=tuple(errors))
+
+
+async def _in_thread(executor: Executor, function: Callable[..., T], *args: object) -> T:
+    return await asyncio.get_running_loop().run_in_executor(executor, partial(function, *args))

@@ -1,0 +1,207 @@
+"""The composition root: builds the real adapters from Settings and runs them.
+
+`Service` wires the store, the fetch options, the parse pool, the live rules
+and the alert sender together; `run_forever` hands its three methods to
+APScheduler. The scheduler stays thin: each job calls one method, with an
+explicit id, coalescing, one instance at a time and a misfire grace time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from types import FrameType
+
+from monitor.config import Settings
+from monitor.feeds.catalog import load_feeds
+from monitor.feeds.fetch import FetchOptions
+from monitor.live_rules import LiveRules, snapshot
+from monitor.notify.base import AlertSender
+from monitor.notify.console import ConsoleSender
+from monitor.notify.render import render_notice
+from monitor.notify.slack import SlackBotSender, SlackWebhookSender
+from monitor.pipeline import DeliveryReport, PollReport, PollSettings, deliver_pending, poll_cycle
+from monitor.store.store import Store
+
+log = logging.getLogger(__name__)
+
+RELOAD_INTERVAL_SECONDS = 5.0
+
+
+def build_sender(settings: Settings) -> AlertSender:
+    """Slack bot if a token is set, else an incoming webhook, else the console."""
+    if settings.slack_bot_token:
+        return SlackBotSender(
+            settings.slack_bot_token,
+            base_url=settings.slack_api_url,
+            max_retries=settings.slack_max_retries,
+        )
+    if settings.slack_webhook_url:
+        return SlackWebhookSender(
+            settings.slack_webhook_url, max_retries=settings.slack_max_retries
+        )
+    return ConsoleSender()
+
+
+def describe_sender(settings: Settings) -> str:
+    if settings.slack_bot_token:
+        return f"Slack (bot token, default channel {settings.slack_channel or 'none'})"
+    if settings.slack_webhook_url:
+        return "Slack (incoming webhook)"
+    return "the console (no SLACK_BOT_TOKEN or SLACK_WEBHOOK_URL set)"
+
+
+def build_parse_executor(workers: int) -> Executor:
+    """Processes for feedparser, which is CPU-bound; 1 worker means a thread (no fork)."""
+    count = workers or os.cpu_count() or 1
+    if count == 1:
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse")
+    # forkserver: the scheduler runs threads, and forking a threaded process is unsafe.
+    return ProcessPoolExecutor(
+        max_workers=count, mp_context=multiprocessing.get_context("forkserver")
+    )
+
+
+class Service:
+    """Everything one media-monitor process runs: a poll, a delivery and a reload job."""
+
+    def __init__(self, settings: Settings, store: Store, sender: AlertSender | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.sender = sender or build_sender(settings)
+        self.poll_settings = PollSettings(
+            fetch=FetchOptions.from_settings(settings),
+            poll_interval=settings.poll_interval,
+            alert_window_hours=settings.alert_window_hours,
+        )
+        self.rules = LiveRules(settings.rules_dir, on_problems=self._notify_ops)
+        self._feeds_snapshot: dict[str, str] = {}
+        self._parse_executor: Executor | None = None
+        self.sync_feeds()
+
+    def close(self) -> None:
+        if self._parse_executor is not None:
+            self._parse_executor.shutdown(wait=True, cancel_futures=True)
+            self._parse_executor = None
+
+    def sync_feeds(self) -> bool:
+        """Read the feeds file again if it changed; a broken edit keeps the feeds as they were."""
+        files = snapshot(self.settings.feeds_file)
+        if files == self._feeds_snapshot:
+            return False
+        feeds = load_feeds(self.settings.feeds_file)
+        self.store.sync_feeds(feeds, datetime.now(UTC))
+        self._feeds_snapshot = files
+        log.info("feeds file %s: %d feeds", self.settings.feeds_file, len(feeds))
+        return True
+
+    def poll(self, *, every: bool = False) -> PollReport:
+        """Poll the due feeds, or all active feeds with ``every`` (`monitor poll --once`)."""
+        if self._parse_executor is None:
+            self._parse_executor = build_parse_executor(self.settings.parse_workers)
+        report = asyncio.run(
+            poll_cycle(
+                self.store,
+                self.rules.ruleset,
+                self.poll_settings,
+                self._parse_executor,
+                every=every,
+            )
+        )
+        if report.feeds:
+            log.info(
+                "polled %d feeds (%d failed): %d new articles, %d matches, %d alerts queued",
+                len(report.feeds),
+                len(report.failed),
+                report.new_articles,
+                report.new_matches,
+                report.new_alerts,
+            )
+        return report
+
+    def deliver(self) -> DeliveryReport:
+        report = deliver_pending(
+            self.store,
+            self.sender,
+            default_channel=self.settings.slack_channel,
+            batch=self.settings.delivery_batch,
+        )
+        if report.sent or report.retrying or report.failed:
+            log.info(
+                "alerts: %d sent, %d to retry, %d failed",
+                report.sent,
+                report.retrying,
+                report.failed,
+            )
+        return report
+
+    def reload(self) -> None:
+        self.rules.refresh()
+        try:
+            self.sync_feeds()
+        except Exception as exc:  # a broken feeds edit must not stop the service
+            log.error("feeds file not reloaded, the previous feeds stay active: %s", exc)
+
+    def _notify_ops(self, summary: str) -> None:
+        channel = self.settings.ops_channel
+        if channel is None or not self.settings.slack_configured:
+            return
+        try:
+            self.sender.send(channel, render_notice(summary))
+        except Exception as exc:  # the ops notice is best effort; the log already has it
+            log.error("could not tell %s about rule errors: %s", channel, exc)
+
+
+def run_forever(service: Service) -> None:
+    """Run the jobs until SIGINT or SIGTERM; jobs in progress finish (each is time-bounded)."""
+    from apscheduler.executors.pool import ThreadPoolExecutor as JobThreads
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    settings = service.settings
+    scheduler = BlockingScheduler(
+        executors={"default": JobThreads(max_workers=3)},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
+        timezone=UTC,
+    )
+    now = datetime.now(UTC)
+    scheduler.add_job(
+        service.poll,
+        "interval",
+        seconds=settings.poll_tick,
+        id="poll",
+        name="poll due feeds",
+        next_run_time=now,
+    )
+    scheduler.add_job(
+        service.deliver,
+        "interval",
+        seconds=settings.delivery_interval,
+        id="deliver",
+        name="send pending alerts",
+        next_run_time=now + timedelta(seconds=1),
+    )
+    scheduler.add_job(
+        service.reload,
+        "interval",
+        seconds=RELOAD_INTERVAL_SECONDS,
+        id="reload",
+        name="reload changed rules and feeds",
+    )
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s, stopping after the jobs in progress", signal.Signals(signum).name)
+        # Not in the handler itself: waiting for the jobs there would block the main loop.
+        threading.Thread(target=scheduler.shutdown, kwargs={"wait": True}, daemon=True).start()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        scheduler.start()
+    finally:
+        service.close()

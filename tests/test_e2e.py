@@ -1,0 +1,214 @@
+"""End to end: local feeds -> `monitor poll --once` -> database rows -> the local Slack server.
+
+Runs on SQLite and PostgreSQL (the `database_url` fixture), through the real CLI,
+the real fetcher, parser, matcher, store and slack-sdk.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import pytest
+from click.testing import CliRunner
+
+from monitor.cli import main
+from monitor.notify.slack import SlackBotSender
+from monitor.pipeline import deliver_pending
+from monitor.store.store import Store
+
+RULES = """\
+rules:
+  - id: fr-ban
+    title: Facial recognition ban or moratorium
+    severity: high
+    channel: "#alerts"
+    terms:
+      face: [facial recognition, face surveillance]
+      action: [ban*, moratorium]
+    condition: face and action
+"""
+
+
+def rss(items: list[tuple[str, str, datetime]]) -> str:
+    entries = "".join(
+        f"<item><title>{escape(title)}</title><link>https://news.example/{guid}?utm_source=rss"
+        f"</link><guid>{guid}</guid><pubDate>{format_datetime(published)}</pubDate>"
+        f"<description>{escape('<p>Story about ' + title + '</p>')}</description></item>"
+        for title, guid, published in items
+    )
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Local news'
+        f"</title><link>https://news.example/</link><description>d</description>{entries}"
+        "</channel></rss>"
+    )
+
+
+@pytest.fixture
+def setup(tmp_path, feed_server, slack_server, database_url):
+    now = datetime.now(UTC)
+    feed_server.add(
+        "/news.xml",
+        rss(
+            [
+                ("City council bans facial recognition for police", "a1", now - timedelta(hours=1)),
+                (
+                    "<!channel> Moratorium on face surveillance <http://evil|Reuters>",
+                    "a2",
+                    now - timedelta(hours=2),
+                ),
+                ("Apple unveils a faster Face ID", "a3", now - timedelta(hours=3)),
+                ("Old story: county bans facial recognition", "a4", now - timedelta(days=10)),
+            ]
+        ),
+        etag='"v1"',
+        last_modified=format_datetime(now - timedelta(hours=1), usegmt=True),
+    )
+    feed_server.add("/broken.xml", "oops", status=500)
+    (tmp_path / "feeds.yaml").write_text(
+        f"feeds:\n  - url: {feed_server.url('/news.xml')}\n    name: Local news\n"
+        f"  - url: {feed_server.url('/broken.xml')}\n"
+    )
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "fr.yaml").write_text(RULES)
+    env = {
+        "MONITOR_DATABASE_URL": database_url,
+        "MONITOR_FEEDS": str(tmp_path / "feeds.yaml"),
+        "MONITOR_RULES": str(rules),
+        "MONITOR_ALLOW_PRIVATE_ADDRESSES": "true",
+        "MONITOR_PARSE_WORKERS": "1",
+        "MONITOR_SLACK_MAX_RETRIES": "1",
+        "SLACK_BOT_TOKEN": slack_server.token,
+        "SLACK_API_URL": slack_server.api_url,
+        "MONITOR_SLACK_CHANNEL": "#news",
+    }
+    return env
+
+
+def poll_once(env: dict[str, str]):
+    return CliRunner().invoke(main, ["poll", "--once"], env=env, catch_exceptions=False)
+
+
+def test_poll_stores_matches_and_delivers_escaped_alerts(setup, feed_server, slack_server):
+    result = poll_once(setup)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == (
+        "polled 2 feeds (1 updated, 0 unchanged, 1 failed): 4 new articles, 3 matches; "
+        "alerts: 2 sent, 0 to retry, 0 failed"
+    )
+    assert f"feed failed: {feed_server.url('/broken.xml')}: HTTP 500" in result.stderr
+
+    store = Store.open(setup["MONITOR_DATABASE_URL"])
+    try:
+        matches = store.recent_matches()
+        assert sorted(row.article.entry_id for row in matches) == ["a1", "a2", "a4"]
+        status = {row.article.entry_id: row.delivery_status for row in matches}
+        assert status == {
+            "a1": "sent",
+            "a2": "sent",
+            "a4": None,
+        }  # a4 is backlog: stored, not alerted
+        assert store.delivery_counts() == {"sent": 2}
+        broken = next(feed for feed in store.feeds() if feed.url.endswith("/broken.xml"))
+        assert broken.error_count == 1 and "HTTP 500" in (broken.last_error or "")
+    finally:
+        store.close()
+
+    messages = slack_server.messages
+    assert len(messages) == 2
+    assert {message.channel for message in messages} == {"C0ALERTS"}
+    assert all(
+        message.unfurl_links is False and message.unfurl_media is False for message in messages
+    )
+    hostile = next(m for m in messages if "Moratorium" in (m.text or ""))
+    # Slack parses mentions and links only in mrkdwn (and the fallback text); there the feed
+    # text must arrive escaped. The header is plain_text, which Slack shows literally.
+    mrkdwn = [hostile.text or ""] + [
+        block["text"]["text"]
+        for block in hostile.blocks
+        if block["type"] == "section" and block["text"]["type"] == "mrkdwn"
+    ]
+    assert all("<!channel>" not in text and "<http://evil" not in text for text in mrkdwn)
+    assert "&lt;!channel&gt; Moratorium on face surveillance &lt;http://evil|Reuters&gt;" in (
+        hostile.text or ""
+    )
+    header = hostile.blocks[0]
+    assert header["type"] == "header" and header["text"]["type"] == "plain_text"
+
+
+def test_second_poll_is_conditional_and_adds_nothing(setup, feed_server, slack_server):
+    assert poll_once(setup).exit_code == 0
+    second = poll_once(setup)
+    assert second.exit_code == 0, second.output
+    assert second.stdout.splitlines()[-1] == (
+        "polled 2 feeds (0 updated, 1 unchanged, 1 failed): 0 new articles, 0 matches; "
+        "alerts: 0 sent, 0 to retry, 0 failed"
+    )
+    conditional = feed_server.requests_for("/news.xml")[-1].headers
+    assert conditional.get("If-None-Match") == '"v1"'
+    assert "If-Modified-Since" in conditional
+    assert len(slack_server.messages) == 2
+
+
+def test_slack_outage_loses_nothing_and_a_later_run_delivers_once(setup, slack_server):
+    slack_server.set_down(True)
+    first = poll_once(setup)
+    assert first.exit_code == 0, first.output
+    assert first.stdout.splitlines()[-1].endswith("alerts: 0 sent, 2 to retry, 0 failed")
+    assert "alert not sent" in first.stderr
+    assert slack_server.messages == ()
+
+    slack_server.set_down(False)
+    store = Store.open(setup["MONITOR_DATABASE_URL"])
+    try:
+        assert store.delivery_counts() == {"pending": 2}
+        sender = SlackBotSender(slack_server.token, base_url=slack_server.api_url, max_retries=1)
+        later = datetime.now(UTC) + timedelta(hours=2)  # past the retry backoff
+        report = deliver_pending(store, sender, default_channel="#news", clock=lambda: later)
+        assert (report.sent, report.retrying, report.failed) == (2, 0, 0)
+        again = deliver_pending(store, sender, default_channel="#news", clock=lambda: later)
+        assert again.sent == 0
+        assert store.delivery_counts() == {"sent": 2}
+    finally:
+        store.close()
+    assert len(slack_server.messages) == 2
+
+
+def test_permanent_slack_error_is_recorded_and_does_not_block_others(setup, tmp_path, slack_server):
+    rules = Path(setup["MONITOR_RULES"]) / "fr.yaml"
+    rules.write_text(RULES.replace('channel: "#alerts"', 'channel: "#missing"'))
+    result = poll_once(setup)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1].endswith("alerts: 0 sent, 0 to retry, 2 failed")
+    assert "channel_not_found" in result.stderr
+    store = Store.open(setup["MONITOR_DATABASE_URL"])
+    try:
+        assert store.delivery_counts() == {"failed": 2}
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_python_dash_m_runs_a_cycle_with_console_alerts(setup, tmp_path):
+    env = {key: value for key, value in setup.items() if not key.startswith("SLACK_")}
+    env["MONITOR_PARSE_WORKERS"] = "2"  # the real process pool
+    completed = subprocess.run(
+        [sys.executable, "-m", "monitor", "poll", "--once"],
+        env={**os.environ, **env},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "City council bans facial recognition for police" in completed.stdout
+    assert completed.stdout.splitlines()[-1] == (
+        "polled 2 feeds (1 updated, 0 unchanged, 1 failed): 4 new articles, 3 matches; "
+        "alerts: 2 sent, 0 to retry, 0 failed"
+    )
