@@ -15,6 +15,7 @@ import logging
 import random
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -31,6 +32,8 @@ from monitor.schedule import alert_since, delivery_retry_at, next_poll_at
 from monitor.store.store import FeedState, PollOutcome, Store
 
 log = logging.getLogger(__name__)
+
+PARSER_CRASHED = "the parser process crashed on this feed; it will be retried"
 
 T = TypeVar("T")
 Clock = Callable[[], datetime]
@@ -71,6 +74,10 @@ class PollReport:
     @property
     def new_alerts(self) -> int:
         return sum(feed.new_alerts for feed in self.feeds)
+
+    @property
+    def parser_crashed(self) -> bool:
+        return any(feed.error == PARSER_CRASHED for feed in self.feeds)
 
     @property
     def failed(self) -> tuple[FeedReport, ...]:
@@ -176,12 +183,21 @@ async def _poll_feed(
         return await _record_failure(
             store, store_thread, settings, clock, feed, exc, fetched.status
         )
+    except BrokenProcessPool:
+        # A parser process died (out of memory, a crash in a C extension). The feed is
+        # retried with backoff; the service replaces the pool before the next cycle.
+        crash = FeedParseError(feed.url, PARSER_CRASHED)
+        return await _record_failure(
+            store, store_thread, settings, clock, feed, crash, fetched.status
+        )
     for warning in parsed.warnings:
         log.warning("feed %s: %s", feed.url, warning)
+    # Only articles not stored yet are matched: a changed feed usually adds one or two.
+    fresh = await _in_thread(store_thread, store.unseen, feed.url, parsed.articles)
     first_poll = feed.first_polled_at is None
     outcome = success(
         body_digest=digest,
-        articles=match_articles(rules, parsed.articles),
+        articles=match_articles(rules, fresh),
         alert_since=alert_since(now, first_poll, settings.alert_window_hours),
     )
     saved = await _in_thread(store_thread, store.record_poll, outcome)

@@ -114,6 +114,10 @@ class Service:
                 every=every,
             )
         )
+        if report.parser_crashed and self._parse_executor is not None:
+            log.warning("a parser process crashed; starting a new pool")
+            self._parse_executor.shutdown(wait=False, cancel_futures=True)
+            self._parse_executor = None
         if report.feeds:
             log.info(
                 "polled %d feeds (%d failed): %d new articles, %d matches, %d alerts queued",

@@ -263,9 +263,9 @@ class Store:
             select(feeds.c.id)
             .where(
                 feeds.c.active,
-                true() if every else or_(
-                    feeds.c.next_poll_at.is_(None), feeds.c.next_poll_at <= now
-                ),
+                true()
+                if every
+                else or_(feeds.c.next_poll_at.is_(None), feeds.c.next_poll_at <= now),
             )
             .order_by(feeds.c.next_poll_at.asc().nulls_first(), feeds.c.id)
             .limit(limit)
@@ -316,46 +316,69 @@ class Store:
                 update(feeds).where(feeds.c.id == feed_id).values(_fetch_state(outcome))
             )
             fresh = _unseen(connection, feed_id, outcome.articles)
-            new_articles = new_matches = new_deliveries = 0
+            if not fresh:
+                return PollSaved(0, 0, 0)
+            # One multi-row INSERT .. ON CONFLICT DO NOTHING RETURNING: the rows it returns
+            # are exactly the articles this writer stored first.
+            inserted = connection.execute(
+                _insert_ignoring_conflicts(connection).returning(
+                    articles.c.id, articles.c.entry_id
+                ),
+                [_article_row(feed_id, article, outcome.polled_at) for article, _ in fresh],
+            ).all()
+            stored = {row.entry_id: row.id for row in inserted}
+            match_rows: list[dict[str, Any]] = []
+            delivery_rows: list[dict[str, Any]] = []
             for article, article_matches in fresh:
-                article_id = connection.execute(
-                    _insert_ignoring_conflicts(connection)
-                    .values(_article_row(feed_id, article, outcome.polled_at))
-                    .returning(articles.c.id)
-                ).scalar_one_or_none()
+                article_id = stored.get(article.entry_id)
                 if article_id is None:
                     continue  # stored meanwhile by another writer, or by another feed's link
-                new_articles += 1
                 by_rule: dict[str, Match] = {}
                 for match in article_matches:
                     by_rule.setdefault(match.rule_id, match)
                 unique = list(by_rule.values())
-                if unique:
-                    connection.execute(
-                        matches.insert(),
-                        [_match_row(article_id, match, outcome.polled_at) for match in unique],
-                    )
-                    new_matches += len(unique)
+                match_rows += [_match_row(article_id, m, outcome.polled_at) for m in unique]
                 if outcome.alert_since is not None and article.published < outcome.alert_since:
                     continue
-                channels = list(dict.fromkeys(_delivery_channel(m.channel) for m in unique))
-                if channels:
-                    connection.execute(
-                        deliveries.insert(),
-                        [
-                            {
-                                "article_id": article_id,
-                                "channel": channel,
-                                "status": "pending",
-                                "attempts": 0,
-                                "next_attempt_at": outcome.polled_at,
-                                "created_at": outcome.polled_at,
-                            }
-                            for channel in channels
-                        ],
+                for channel in dict.fromkeys(_delivery_channel(m.channel) for m in unique):
+                    delivery_rows.append(
+                        {
+                            "article_id": article_id,
+                            "channel": channel,
+                            "status": "pending",
+                            "attempts": 0,
+                            "next_attempt_at": outcome.polled_at,
+                            "created_at": outcome.polled_at,
+                        }
                     )
-                    new_deliveries += len(channels)
+            if match_rows:
+                connection.execute(matches.insert(), match_rows)
+            if delivery_rows:
+                connection.execute(deliveries.insert(), delivery_rows)
+            new_articles, new_matches, new_deliveries = (
+                len(stored),
+                len(match_rows),
+                len(delivery_rows),
+            )
         return PollSaved(new_articles, new_matches, new_deliveries)
+
+    def unseen(self, feed_url: str, candidates: Sequence[Article]) -> list[Article]:
+        """The candidates not stored yet, in their order: the pipeline matches only these.
+
+        A read, not a promise: record_poll decides again, atomically, what is new.
+        """
+        with self._transaction() as connection:
+            feed_id = connection.execute(
+                select(feeds.c.id).where(feeds.c.url == feed_url)
+            ).scalar_one_or_none()
+            if feed_id is None:
+                return list(candidates)
+            known_entries, known_links = _known(connection, feed_id, candidates)
+        return [
+            article
+            for article in candidates
+            if article.entry_id not in known_entries and article.link not in known_links
+        ]
 
     def articles(
         self, since: datetime | None = None, feed_url: str | None = None, limit: int | None = None
@@ -551,10 +574,23 @@ def _unseen(
     by_entry: dict[str, tuple[Article, Sequence[Match]]] = {}
     for article, article_matches in batch:
         by_entry.setdefault(article.entry_id, (article, article_matches))  # first one wins
+    known_entries, known_links = _known(connection, feed_id, [a for a, _ in by_entry.values()])
+    fresh = [
+        (article, article_matches)
+        for article, article_matches in by_entry.values()
+        if article.entry_id not in known_entries and article.link not in known_links
+    ]
+    return sorted(fresh, key=lambda pair: (pair[0].link or "", pair[0].entry_id))
+
+
+def _known(
+    connection: Connection, feed_id: int, candidates: Sequence[Article]
+) -> tuple[set[str], set[str]]:
+    """The entry ids (in this feed) and links (in any feed) of `candidates` already stored."""
     known_entries: set[str] = set()
     known_links: set[str] = set()
-    links = [article.link for article, _ in by_entry.values() if article.link is not None]
-    for chunk in _chunks(list(by_entry)):
+    links = [article.link for article in candidates if article.link is not None]
+    for chunk in _chunks([article.entry_id for article in candidates]):
         known_entries.update(
             connection.execute(
                 select(articles.c.entry_id).where(
@@ -566,12 +602,7 @@ def _unseen(
         known_links.update(
             connection.execute(select(articles.c.link).where(articles.c.link.in_(chunk))).scalars()
         )
-    fresh = [
-        (article, article_matches)
-        for article, article_matches in by_entry.values()
-        if article.entry_id not in known_entries and article.link not in known_links
-    ]
-    return sorted(fresh, key=lambda pair: (pair[0].link or "", pair[0].entry_id))
+    return known_entries, known_links
 
 
 def _insert_ignoring_conflicts(connection: Connection) -> Insert:
