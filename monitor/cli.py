@@ -106,7 +106,7 @@ def run(app: AppContext) -> None:
 @click.option("--once", is_flag=True, help="Run one full cycle and exit (required).")
 @pass_app
 def poll(app: AppContext, once: bool) -> None:
-    """Fetch all due feeds, match, store and deliver once, then print a summary."""
+    """One cycle over every feed: fetch, match, store, deliver; then print a summary."""
     from monitor.service import Service
 
     if not once:

@@ -31,6 +31,8 @@ from monitor.model import Article, Match, TermHit
 from monitor.pipeline import match_articles
 
 CONTEXT_CHARS = 60
+EXCERPT_CHARS = 240
+HIGHLIGHT = "bold black on yellow"
 JSONL_SOURCE = "jsonl:"
 
 
@@ -121,8 +123,11 @@ def _article_from_json(path: Path, number: int, item: dict[str, Any], now: datet
     link = absolute_link(item["link"], "") if isinstance(item.get("link"), str) else None
     published, dated = now, False
     if item.get("published"):
+        text = str(item["published"]).strip()
+        # Labelled sets often know only the month or year of a story.
+        text += {4: "-01-01", 7: "-01"}.get(len(text), "") if text[:4].isdigit() else ""
         try:
-            published = datetime.fromisoformat(str(item["published"]))
+            published = datetime.fromisoformat(text)
         except ValueError as exc:
             raise InputError(
                 f"{path}:{number}: 'published' must be an ISO 8601 date such as 2026-11-26 "
@@ -169,49 +174,59 @@ def highlighted(text: str, hits: Iterable[TermHit], field: str) -> Text:
     rich_text = Text(text)
     for hit in hits:
         if hit.field == field and 0 <= hit.start < hit.end <= len(text):
-            rich_text.stylize("bold black on yellow", hit.start, hit.end)
+            rich_text.stylize(HIGHLIGHT, hit.start, hit.end)
     return rich_text
 
 
-def in_context(article: Article, hit: TermHit) -> Text | None:
-    """The words around a hit outside the title, with the hit highlighted."""
-    text = {"summary": article.summary, "content": article.content}.get(hit.field)
-    if text is None or not 0 <= hit.start < hit.end <= len(text):
+def excerpt(text: str, hits: Sequence[TermHit], field: str) -> Text | None:
+    """The part of a long field around its first hit, every hit in it highlighted."""
+    spans = sorted(
+        (hit.start, hit.end) for hit in hits if hit.field == field and hit.end <= len(text)
+    )
+    if not spans:
         return None
-    start, end = max(0, hit.start - CONTEXT_CHARS), min(len(text), hit.end + CONTEXT_CHARS)
-    snippet = Text(("…" if start else "") + text[start : hit.start])
-    snippet.append(text[hit.start : hit.end], style="bold black on yellow")
-    snippet.append(text[hit.end : end] + ("…" if end < len(text) else ""))
-    return snippet
+    start = max(0, spans[0][0] - CONTEXT_CHARS)
+    end = min(len(text), start + EXCERPT_CHARS)
+    window = Text(("…" if start else "") + text[start:end] + ("…" if end < len(text) else ""))
+    offset = 1 if start else 0
+    for hit_start, hit_end in spans:
+        if hit_start >= start and hit_end <= end:
+            window.stylize(HIGHLIGHT, hit_start - start + offset, hit_end - start + offset)
+    return window
+
+
+def evidence(match: Match) -> Text:
+    """One rule's line: id, severity, and each term with the fields it was found in."""
+    fields: dict[str, list[str]] = {}
+    for hit in match.hits:
+        found_in = fields.setdefault(hit.term, [])
+        if hit.field not in found_in:
+            found_in.append(hit.field)
+    text = Text()
+    text.append(match.rule_id, style="bold")
+    text.append(f" ({match.severity})\n  ")
+    text.append(", ".join(f"{term} [{', '.join(where)}]" for term, where in fields.items()))
+    return text
 
 
 def print_table(results: Sequence[Result], *, show_all: bool) -> None:
     out = console()
     table = Table(show_lines=True, title="rules test (dry run: nothing stored or sent)")
     table.add_column("#", justify="right")
-    table.add_column("article")
-    table.add_column("rules and evidence")
+    table.add_column("article", ratio=3)
+    table.add_column("rules and matched terms", ratio=2)
     for number, (article, matches) in enumerate(results, 1):
         if not matches and not show_all:
             continue
         hits = [hit for match in matches for hit in match.hits]
-        evidence = Text()
-        for match in matches:
-            evidence.append(f"{match.rule_id}", style="bold")
-            evidence.append(f" ({match.severity})\n")
-            for hit in match.hits:
-                evidence.append(f"  {hit.term}", style="bold")
-                evidence.append(f" in {hit.field}\n")
-                context = in_context(article, hit)
-                if context is not None:
-                    evidence.append("    ")
-                    evidence.append(context)
-                    evidence.append("\n")
-        table.add_row(
-            str(number),
-            highlighted(article.title, hits, "title"),
-            evidence if matches else Text("no match", style="dim"),
-        )
+        cell = highlighted(article.title, hits, "title")
+        for field, text in (("summary", article.summary), ("content", article.content)):
+            context = excerpt(text, hits, field)
+            if context is not None:
+                cell.append(f"\n{field}: ", style="dim")
+                cell.append(context)
+        reasons = Text("\n").join(evidence(match) for match in matches)
+        table.add_row(str(number), cell, reasons if matches else Text("no match", style="dim"))
     flagged = sum(1 for _, matches in results if matches)
     if table.row_count:
         out.print(table)
