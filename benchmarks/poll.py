@@ -239,7 +239,7 @@ def phase_cycle(urls: list[str], database_url: str, concurrency: int) -> dict[st
     from monitor.matching import load_rules
     from monitor.model import FeedSpec
     from monitor.pipeline import PollSettings, poll_cycle
-    from monitor.service import build_parse_executor
+    from monitor.reader import ArticleReader
     from monitor.store.store import Store
 
     store = Store.open(database_url)
@@ -251,7 +251,7 @@ def phase_cycle(urls: list[str], database_url: str, concurrency: int) -> dict[st
         poll_interval=60.0,
         jitter=lambda: 0.0,
     )
-    executor = build_parse_executor(0)
+    reader = ArticleReader(rules)
     results: dict[str, float] = {}
     try:
         with MemorySampler() as memory:
@@ -262,9 +262,8 @@ def phase_cycle(urls: list[str], database_url: str, concurrency: int) -> dict[st
                 report = asyncio.run(
                     poll_cycle(
                         store,
-                        rules,
+                        reader,
                         settings,
-                        executor,
                         clock=lambda offset=clock_offset: datetime.now(UTC) + offset,
                     )
                 )
@@ -276,7 +275,7 @@ def phase_cycle(urls: list[str], database_url: str, concurrency: int) -> dict[st
                 results[f"{name}_matches"] = report.new_matches
                 results[f"{name}_not_modified"] = report.count("not-modified")
     finally:
-        executor.shutdown(wait=True)
+        reader.close()
         store.close()
     results.update(memory.figures())
     return results

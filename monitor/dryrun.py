@@ -28,7 +28,7 @@ from monitor.feeds.links import absolute_link
 from monitor.feeds.text import clean_text
 from monitor.matching import RuleSet
 from monitor.model import Article, Match, TermHit
-from monitor.pipeline import match_articles
+from monitor.reader import match_articles
 
 CONTEXT_CHARS = 60
 EXCERPT_CHARS = 240

@@ -1,11 +1,11 @@
 """One poll cycle and one delivery run: the only places where the edges meet the core.
 
-A poll cycle claims the feeds that are due, fetches them concurrently, parses
-changed bodies in a process pool (feedparser dominates the cost), matches the
-articles and writes each feed's outcome in one transaction. A delivery run
-sends the pending alerts and marks each sent only after Slack accepted it
-(store, then send, then mark sent). Errors are values per feed and per alert:
-one failure is recorded and never stops the rest.
+A poll cycle claims the feeds that are due, fetches them concurrently, hands
+changed bodies to the reader (parse and match in worker processes) and writes
+each feed's outcome in one transaction. A delivery run sends the pending
+alerts and marks each sent only after Slack accepted it (store, then send,
+then mark sent). Errors are values per feed and per alert: one failure is
+recorded and never stops the rest.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -23,11 +23,10 @@ from typing import TypeVar
 
 from monitor.errors import DeliveryError, FeedParseError, FetchError
 from monitor.feeds.fetch import Fetcher, FetchOptions, FetchRequest
-from monitor.feeds.parse import body_digest, parse_feed
-from monitor.matching import RuleSet, match_article
-from monitor.model import Article, Match, ParsedFeed
+from monitor.feeds.parse import body_digest
 from monitor.notify.base import AlertSender, RetryLaterError
 from monitor.notify.render import render_alert
+from monitor.reader import ArticleReader
 from monitor.schedule import alert_since, delivery_retry_at, next_poll_at
 from monitor.store.store import FeedState, PollOutcome, Store
 
@@ -110,9 +109,8 @@ class PollSettings:
 
 async def poll_cycle(
     store: Store,
-    rules: RuleSet,
+    reader: ArticleReader,
     settings: PollSettings,
-    parse_executor: Executor | None = None,
     clock: Clock = utc_now,
     *,
     every: bool = False,
@@ -125,10 +123,16 @@ async def poll_cycle(
         )
         if not due:
             return PollReport(feeds=())
+        # Bodies wait here for a parser, so bound how many feeds are between fetch and store.
+        in_flight = asyncio.Semaphore(settings.fetch.concurrency)
         async with Fetcher(settings.fetch) as fetcher:
-            poll = partial(
-                _poll_feed, fetcher, store, store_thread, rules, settings, parse_executor, clock
-            )
+
+            async def poll(feed: FeedState) -> FeedReport:
+                async with in_flight:
+                    return await _poll_feed(
+                        fetcher, store, store_thread, reader, settings, clock, feed
+                    )
+
             reports = await asyncio.gather(*(poll(feed) for feed in due))
         return PollReport(feeds=tuple(reports))
     finally:
@@ -139,9 +143,8 @@ async def _poll_feed(
     fetcher: Fetcher,
     store: Store,
     store_thread: Executor,
-    rules: RuleSet,
+    reader: ArticleReader,
     settings: PollSettings,
-    parse_executor: Executor | None,
     clock: Clock,
     feed: FeedState,
 ) -> FeedReport:
@@ -168,17 +171,15 @@ async def _poll_feed(
     if digest == feed.body_digest:
         await _in_thread(store_thread, store.record_poll, success(body_digest=digest))
         return FeedReport(feed.url, "unchanged")
-    parse = partial(
-        parse_feed,
-        fetched.body,
-        url=feed.url,
-        headers=dict(fetched.headers),
-        fetched_at=now,
-        feed_name=feed.name,
-        feed_tags=feed.tags,
-    )
     try:
-        parsed: ParsedFeed = await asyncio.get_running_loop().run_in_executor(parse_executor, parse)
+        parsed, matched = await reader.read(
+            fetched.body,
+            url=feed.url,
+            headers=dict(fetched.headers),
+            fetched_at=now,
+            feed_name=feed.name,
+            feed_tags=feed.tags,
+        )
     except FeedParseError as exc:
         return await _record_failure(
             store, store_thread, settings, clock, feed, exc, fetched.status
@@ -192,12 +193,10 @@ async def _poll_feed(
         )
     for warning in parsed.warnings:
         log.warning("feed %s: %s", feed.url, warning)
-    # Only articles not stored yet are matched: a changed feed usually adds one or two.
-    fresh = await _in_thread(store_thread, store.unseen, feed.url, parsed.articles)
     first_poll = feed.first_polled_at is None
     outcome = success(
         body_digest=digest,
-        articles=match_articles(rules, fresh),
+        articles=matched,
         alert_since=alert_since(now, first_poll, settings.alert_window_hours),
     )
     saved = await _in_thread(store_thread, store.record_poll, outcome)
@@ -233,13 +232,6 @@ async def _record_failure(
     )
     await _in_thread(store_thread, store.record_poll, outcome)
     return FeedReport(feed.url, "failed", error=error.message)
-
-
-def match_articles(
-    rules: RuleSet, articles: Sequence[Article]
-) -> tuple[tuple[Article, tuple[Match, ...]], ...]:
-    """Match each article; the dry run (`monitor rules test`) calls this too, so both agree."""
-    return tuple((article, match_article(rules, article)) for article in articles)
 
 
 def deliver_pending(

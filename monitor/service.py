@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
-import os
 import signal
 import threading
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 
@@ -27,6 +24,7 @@ from monitor.notify.console import ConsoleSender
 from monitor.notify.render import render_notice
 from monitor.notify.slack import SlackBotSender, SlackWebhookSender
 from monitor.pipeline import DeliveryReport, PollReport, PollSettings, deliver_pending, poll_cycle
+from monitor.reader import ArticleReader
 from monitor.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -57,17 +55,6 @@ def describe_sender(settings: Settings) -> str:
     return "the console (no SLACK_BOT_TOKEN or SLACK_WEBHOOK_URL set)"
 
 
-def build_parse_executor(workers: int) -> Executor:
-    """Processes for feedparser, which is CPU-bound; 1 worker means a thread (no fork)."""
-    count = workers or os.cpu_count() or 1
-    if count == 1:
-        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse")
-    # forkserver: the scheduler runs threads, and forking a threaded process is unsafe.
-    return ProcessPoolExecutor(
-        max_workers=count, mp_context=multiprocessing.get_context("forkserver")
-    )
-
-
 class Service:
     """Everything one media-monitor process runs: a poll, a delivery and a reload job."""
 
@@ -82,13 +69,23 @@ class Service:
         )
         self.rules = LiveRules(settings.rules_dir, on_problems=self._notify_ops)
         self._feeds_snapshot: dict[str, str] = {}
-        self._parse_executor: Executor | None = None
+        self._reader: ArticleReader | None = None
         self.sync_feeds()
 
     def close(self) -> None:
-        if self._parse_executor is not None:
-            self._parse_executor.shutdown(wait=True, cancel_futures=True)
-            self._parse_executor = None
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+    def _current_reader(self) -> ArticleReader:
+        """The reader for the rules now live; rebuilt after a reload (polls never overlap)."""
+        rules = self.rules.ruleset
+        if self._reader is not None and self._reader.rules is not rules:
+            self._reader.close()
+            self._reader = None
+        if self._reader is None:
+            self._reader = ArticleReader(rules, self.settings.parse_workers)
+        return self._reader
 
     def sync_feeds(self) -> bool:
         """Read the feeds file again if it changed; a broken edit keeps the feeds as they were."""
@@ -103,21 +100,12 @@ class Service:
 
     def poll(self, *, every: bool = False) -> PollReport:
         """Poll the due feeds, or all active feeds with ``every`` (`monitor poll --once`)."""
-        if self._parse_executor is None:
-            self._parse_executor = build_parse_executor(self.settings.parse_workers)
-        report = asyncio.run(
-            poll_cycle(
-                self.store,
-                self.rules.ruleset,
-                self.poll_settings,
-                self._parse_executor,
-                every=every,
-            )
-        )
-        if report.parser_crashed and self._parse_executor is not None:
+        reader = self._current_reader()
+        report = asyncio.run(poll_cycle(self.store, reader, self.poll_settings, every=every))
+        if report.parser_crashed:
             log.warning("a parser process crashed; starting a new pool")
-            self._parse_executor.shutdown(wait=False, cancel_futures=True)
-            self._parse_executor = None
+            reader.close(wait=False)
+            self._reader = None
         if report.feeds:
             log.info(
                 "polled %d feeds (%d failed): %d new articles, %d matches, %d alerts queued",

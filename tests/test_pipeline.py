@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import time
-from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
+import psutil
 import pytest
 
 from monitor.feeds.fetch import FetchOptions
@@ -17,6 +16,7 @@ from monitor.matching import load_rules
 from monitor.model import FeedSpec
 from monitor.notify.console import ConsoleSender
 from monitor.pipeline import PARSER_CRASHED, PollSettings, deliver_pending, poll_cycle
+from monitor.reader import ArticleReader
 from monitor.store.store import Store
 
 RULES = """\
@@ -56,29 +56,36 @@ def store(database_url: str):
     store.close()
 
 
+@pytest.fixture
+def reader(rules):
+    reader = ArticleReader(rules, workers=1)
+    yield reader
+    reader.close()
+
+
 def settings(**fetch: object) -> PollSettings:
     options = FetchOptions(allow_private_addresses=True, **fetch)  # type: ignore[arg-type]
     return PollSettings(fetch=options, poll_interval=60, jitter=lambda: 0.0)
 
 
-async def test_unchanged_body_is_not_parsed_again(feed_server, store, rules):
+async def test_unchanged_body_is_not_parsed_again(feed_server, store, reader):
     feed_server.add("/f.xml", feed("City bans facial recognition"))  # no validators
     store.sync_feeds([FeedSpec(feed_server.url("/f.xml"))], datetime.now(UTC))
-    first = await poll_cycle(store, rules, settings())
+    first = await poll_cycle(store, reader, settings())
     assert [(f.outcome, f.new_articles, f.new_alerts) for f in first.feeds] == [("updated", 1, 1)]
     later = datetime.now(UTC) + timedelta(minutes=5)
-    second = await poll_cycle(store, rules, settings(), clock=lambda: later)
+    second = await poll_cycle(store, reader, settings(), clock=lambda: later)
     assert [f.outcome for f in second.feeds] == ["unchanged"]
 
 
-async def test_a_non_feed_fails_and_keeps_the_old_validators(feed_server, store, rules):
+async def test_a_non_feed_fails_and_keeps_the_old_validators(feed_server, store, reader):
     url = feed_server.url("/f.xml")
     feed_server.add("/f.xml", feed("one"), etag='"1"')
     store.sync_feeds([FeedSpec(url)], datetime.now(UTC))
-    await poll_cycle(store, rules, settings())
+    await poll_cycle(store, reader, settings())
     feed_server.add("/f.xml", "<html><body>Moved</body></html>", content_type="text/html")
     later = datetime.now(UTC) + timedelta(minutes=5)
-    report = await poll_cycle(store, rules, settings(), clock=lambda: later)
+    report = await poll_cycle(store, reader, settings(), clock=lambda: later)
     (failed,) = report.failed
     assert failed.error is not None and failed.error.startswith("not a feed")
     (state,) = store.feeds()
@@ -86,7 +93,7 @@ async def test_a_non_feed_fails_and_keeps_the_old_validators(feed_server, store,
     assert state.next_poll_at is not None and state.next_poll_at > later + timedelta(seconds=60)
 
 
-async def test_a_hanging_feed_does_not_hold_up_the_others(feed_server, store, rules):
+async def test_a_hanging_feed_does_not_hold_up_the_others(feed_server, store, reader):
     feed_server.hang("/hang.xml")
     feed_server.add("/ok.xml", feed("City bans facial recognition"))
     store.sync_feeds(
@@ -94,34 +101,42 @@ async def test_a_hanging_feed_does_not_hold_up_the_others(feed_server, store, ru
         datetime.now(UTC),
     )
     started = time.monotonic()
-    report = await poll_cycle(store, rules, settings(deadline=1.0, read_timeout=5.0))
+    report = await poll_cycle(store, reader, settings(deadline=1.0, read_timeout=5.0))
     assert time.monotonic() - started < 5
     outcomes = {f.url.rsplit("/", 1)[1]: f.outcome for f in report.feeds}
     assert outcomes == {"hang.xml": "failed", "ok.xml": "updated"}
 
 
-async def test_a_crashed_parser_process_fails_the_feed_and_loses_nothing(feed_server, store, rules):
+async def test_a_crashed_parser_process_fails_the_feed_and_loses_nothing(
+    feed_server, store, rules, reader
+):
     feed_server.add("/f.xml", feed("City bans facial recognition"))
     store.sync_feeds([FeedSpec(feed_server.url("/f.xml"))], datetime.now(UTC))
-    pool = ProcessPoolExecutor(max_workers=1)
-    os.kill(pool.submit(os.getpid).result(timeout=30), signal.SIGKILL)
+    pool = ArticleReader(rules, workers=2)
     try:
-        report = await poll_cycle(store, rules, settings(), pool)
+        # Start the workers, then kill them: the pool is broken, as after an OOM kill.
+        body = feed("Weather").encode()
+        await pool.read(body, url="http://x/", headers={}, fetched_at=datetime.now(UTC))
+        me = psutil.Process()
+        for process in me.children(recursive=True):
+            if process.ppid() != me.pid:  # the forkserver's children are the workers
+                process.send_signal(signal.SIGKILL)
+        report = await poll_cycle(store, pool, settings())
     finally:
-        pool.shutdown(wait=True)
+        pool.close(wait=True)
     assert report.parser_crashed
     assert [(f.outcome, f.error) for f in report.feeds] == [("failed", PARSER_CRASHED)]
     assert store.delivery_counts() == {}
 
     retry = datetime.now(UTC) + timedelta(hours=1)
-    again = await poll_cycle(store, rules, settings(), clock=lambda: retry)
+    again = await poll_cycle(store, reader, settings(), clock=lambda: retry)
     assert [(f.outcome, f.new_alerts) for f in again.feeds] == [("updated", 1)]
 
 
-async def test_console_delivery_prints_and_marks_sent(feed_server, store, rules, capsys):
+async def test_console_delivery_prints_and_marks_sent(feed_server, store, reader, capsys):
     feed_server.add("/f.xml", feed("City bans facial recognition"))
     store.sync_feeds([FeedSpec(feed_server.url("/f.xml"), name="City paper")], datetime.now(UTC))
-    await poll_cycle(store, rules, settings())
+    await poll_cycle(store, reader, settings())
     report = deliver_pending(store, ConsoleSender(), default_channel=None)
     assert (report.sent, report.failed, report.retrying) == (1, 0, 0)
     printed = capsys.readouterr().out

@@ -143,15 +143,6 @@ def test_recording_the_same_articles_again_adds_nothing(store: Store) -> None:
     assert store.delivery_counts() == {"pending": 3}
 
 
-def test_unseen_filters_by_entry_id_and_by_link_across_feeds(store: Store) -> None:
-    store.record_poll(poll(FEED_A, (article("1"), [])))
-    same_link = article("other-id", FEED_B, link="https://news.example/1")
-    candidates = [article("1"), article("2"), same_link]
-    assert [a.entry_id for a in store.unseen(FEED_A.url, candidates)] == ["2"]
-    fresh_elsewhere = article("1", FEED_B, link="https://news.example/b1")
-    assert store.unseen(FEED_B.url, [fresh_elsewhere]) == [fresh_elsewhere]
-
-
 def test_a_changed_title_with_the_same_entry_id_is_not_new(store: Store) -> None:
     store.record_poll(poll(FEED_A, (article("1"), [match("r1")])))
     edited = article("1", title="Edited headline", link="https://news.example/1-edited")

@@ -362,24 +362,6 @@ class Store:
             )
         return PollSaved(new_articles, new_matches, new_deliveries)
 
-    def unseen(self, feed_url: str, candidates: Sequence[Article]) -> list[Article]:
-        """The candidates not stored yet, in their order: the pipeline matches only these.
-
-        A read, not a promise: record_poll decides again, atomically, what is new.
-        """
-        with self._transaction() as connection:
-            feed_id = connection.execute(
-                select(feeds.c.id).where(feeds.c.url == feed_url)
-            ).scalar_one_or_none()
-            if feed_id is None:
-                return list(candidates)
-            known_entries, known_links = _known(connection, feed_id, candidates)
-        return [
-            article
-            for article in candidates
-            if article.entry_id not in known_entries and article.link not in known_links
-        ]
-
     def articles(
         self, since: datetime | None = None, feed_url: str | None = None, limit: int | None = None
     ) -> list[Article]:
