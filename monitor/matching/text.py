@@ -18,12 +18,29 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
-_MARKS = "".join(
-    re.escape(chr(code))
-    for code in range(sys.maxunicode + 1)
-    if unicodedata.combining(chr(code)) or unicodedata.category(chr(code)) == "Mn"
-)
-_MARK_RE = re.compile(f"[{_MARKS}]+")
+
+
+def _mark_class() -> str:
+    """A regex class of every combining mark, as ranges (a class of single chars is slow)."""
+    codes = [
+        code
+        for code in range(sys.maxunicode + 1)
+        if unicodedata.combining(chr(code)) or unicodedata.category(chr(code)) == "Mn"
+    ]
+    ranges: list[list[int]] = []
+    for code in codes:
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    return "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
+
+
+_MARK_RE = re.compile(f"[{_mark_class()}]+")
+# Most accents are in U+0300-U+036F; the full class is slow, so only text with characters
+# beyond Latin (other than General Punctuation) pays for it.
+_LATIN_MARK_RE = re.compile("[\u0300-\u036f]+")
+_BEYOND_LATIN_RE = re.compile("[^\x00-\u02ff\u2000-\u206f]")
 _SEPARATORS_RE = re.compile(r"[\W_]+")
 
 
@@ -31,14 +48,17 @@ def fold(text: str) -> str:
     """Normalise ``text`` for matching; equal to the per-character fold in `FoldedText`."""
     if text.isascii():
         return _SEPARATORS_RE.sub(" ", text.lower())
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return _SEPARATORS_RE.sub(" ", _MARK_RE.sub("", decomposed))
+    return _SEPARATORS_RE.sub(" ", _drop_marks(unicodedata.normalize("NFKD", text.casefold())))
 
 
 def fold_keep_case(text: str) -> str:
     """Like `fold` without casefolding, for case-sensitive terms."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    return _SEPARATORS_RE.sub(" ", _MARK_RE.sub("", decomposed))
+    return _SEPARATORS_RE.sub(" ", _drop_marks(unicodedata.normalize("NFKD", text)))
+
+
+def _drop_marks(text: str) -> str:
+    text = _LATIN_MARK_RE.sub("", text)
+    return _MARK_RE.sub("", text) if _BEYOND_LATIN_RE.search(text) else text
 
 
 @lru_cache(maxsize=65536)
