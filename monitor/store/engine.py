@@ -92,7 +92,8 @@ def _sqlite_engine(url: URL) -> Engine:
 
 def wrap_error(url: URL, exc: DBAPIError) -> StoreError:
     """One StoreError naming the setting and the masked URL, saying what to check."""
-    cause = str(exc.orig).strip() if exc.orig is not None else str(exc)
+    # Drivers write several lines (psycopg adds a hint line); the CLI promises one.
+    cause = " ".join((str(exc.orig) if exc.orig is not None else str(exc)).split())
     if isinstance(exc, OperationalError | InterfaceError):
         return StoreError(
             f"database {mask(url)} is unavailable: {cause} (is the server running? check {SETTING})"

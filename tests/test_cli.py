@@ -1,0 +1,267 @@
+"""The `monitor` command: exact output first, then the state it leaves behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from monitor.cli import main
+
+GOOD_RULES = """\
+rules:
+  - id: fr-ban
+    title: Facial recognition ban
+    severity: high
+    terms:
+      face: [facial recognition]
+      action: [ban*]
+    condition: face and action
+    examples:
+      match: ["Boston bans facial recognition"]
+      no_match: ["Boston bans plastic bags"]
+"""
+
+
+def invoke(*args: str, env: dict[str, str] | None = None):
+    return CliRunner().invoke(main, list(args), env=env or {}, catch_exceptions=False)
+
+
+@pytest.fixture
+def rules_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    (folder / "fr.yaml").write_text(GOOD_RULES)
+    return folder
+
+
+def test_rules_check_valid(rules_dir):
+    result = invoke("rules", "check", str(rules_dir))
+    assert result.exit_code == 0
+    assert result.output == f"{rules_dir}: 1 rules in 1 files, 0 warning(s), examples pass\n"
+
+
+def test_rules_check_reports_every_problem_and_exits_1(rules_dir):
+    (rules_dir / "typo.yaml").write_text(
+        "rules:\n  - id: other\n    title: Other\n    chanel: '#x'\n    terms:\n      t: [x]\n"
+    )
+    (rules_dir / "fr.yaml").write_text(GOOD_RULES.replace("plastic bags", "facial recognition"))
+    result = invoke("rules", "check", str(rules_dir))
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        f'{rules_dir}/fr.yaml:11:18: example "Boston bans facial recognition" should not match '
+        "rule fr-ban but did (matched: ban*, facial recognition)",
+        f"{rules_dir}/typo.yaml:4:5: unknown key 'chanel' (did you mean 'channel'?)",
+    ]
+    assert result.stderr == f"{rules_dir}: 2 error(s), 0 warning(s)\n"
+
+
+def test_rules_check_usage_error_exits_2(tmp_path):
+    result = invoke("rules", "check", str(tmp_path / "missing"))
+    assert result.exit_code == 2
+    assert "does not exist" in result.stderr
+
+
+def test_rules_test_json_lines_in_input_order(rules_dir, tmp_path):
+    articles = tmp_path / "articles.jsonl"
+    articles.write_text(
+        json.dumps({"title": "Portland bans facial recognition", "id": "one"})
+        + "\n"
+        + json.dumps({"title": "Weather today", "summary": "Sunny", "link": "https://x.example/w"})
+        + "\n"
+    )
+    result = invoke(
+        "rules", "test", "--input", str(articles), "--rules", str(rules_dir), "--format", "json"
+    )
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line) for line in result.stdout.splitlines()] == [
+        {
+            "id": "one",
+            "title": "Portland bans facial recognition",
+            "matches": [{"rule": "fr-ban", "terms": ["ban*", "facial recognition"]}],
+        },
+        {"id": "https://x.example/w", "title": "Weather today", "matches": []},
+    ]
+
+
+def test_rules_test_reads_a_feed_file_and_shows_a_table(rules_dir, tmp_path):
+    feed = tmp_path / "feed.xml"
+    feed.write_text(
+        '<rss version="2.0"><channel><title>t</title>'
+        "<item><title>Council bans facial recognition</title><guid>1</guid></item>"
+        "<item><title>Council bans fireworks</title><guid>2</guid></item></channel></rss>"
+    )
+    result = invoke(
+        "rules", "test", "--input", str(feed), "--rules", str(rules_dir), env={"COLUMNS": "120"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "Council bans facial recognition" in result.stdout
+    assert "Council bans fireworks" not in result.stdout
+    assert "facial recognition [title]" in result.stdout
+    assert result.stdout.splitlines()[-1] == "2 articles, 1 matched"
+
+
+def test_rules_test_input_error_names_the_line(rules_dir, tmp_path):
+    articles = tmp_path / "articles.jsonl"
+    articles.write_text('{"title": "ok"}\n{"summary": "no title"}\n')
+    result = invoke("rules", "test", "--input", str(articles), "--rules", str(rules_dir))
+    assert result.exit_code == 1
+    assert result.stderr == f"error: {articles}:2: 'title' is required and must be text\n"
+
+
+def test_poll_needs_once():
+    result = invoke("poll")
+    assert result.exit_code == 2
+    assert "monitor poll needs --once" in result.stderr
+
+
+def test_a_bad_setting_is_one_line_naming_the_variable():
+    result = invoke("feeds", "list", env={"MONITOR_CONCURRENCY": "many"})
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "error: MONITOR_CONCURRENCY: Input should be a valid integer, unable to parse string "
+        "as an integer (got 'many')\n"
+    )
+
+
+def test_a_database_that_is_down_at_start(tmp_path):
+    url = "postgresql+psycopg://monitor:secret@127.0.0.1:9/monitor"
+    result = invoke("feeds", "list", env={"MONITOR_DATABASE_URL": url})
+    assert result.exit_code == 1
+    line = result.stderr.strip()
+    assert line.startswith("error: database postgresql+psycopg://monitor:***@127.0.0.1:9/monitor")
+    assert line.endswith("(is the server running? check MONITOR_DATABASE_URL)")
+    assert "secret" not in result.stderr and "\n" not in line
+
+
+def test_a_broken_feeds_file_names_file_line_and_column(tmp_path, rules_dir):
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text(
+        "feeds:\n  - url: ftp://x.example/feed\n  - nme: typo\n    url: https://a.example/f\n"
+    )
+    env = {
+        "MONITOR_FEEDS": str(feeds),
+        "MONITOR_RULES": str(rules_dir),
+        "MONITOR_DATABASE_URL": f"sqlite:///{tmp_path / 'm.db'}",
+    }
+    result = invoke("poll", "--once", env=env)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"error: MONITOR_FEEDS: {feeds}:2:10: 'ftp://x.example/feed' is not an http(s) URL",
+        f"{feeds}:3:5: unknown key 'nme' (feeds take url, name, tags, interval)",
+    ]
+
+
+@pytest.fixture
+def polled(tmp_path, rules_dir, feed_server, database_url):
+    now = datetime.now(UTC)
+    feed_server.add(
+        "/news.xml",
+        '<rss version="2.0"><channel><title>News</title>'
+        f"<item><title>Portland bans facial recognition</title><guid>p1</guid>"
+        f"<link>https://news.example/p1</link><pubDate>{format_datetime(now)}</pubDate></item>"
+        f"<item><title>Weather</title><guid>w1</guid>"
+        f"<pubDate>{format_datetime(now - timedelta(hours=1))}</pubDate></item>"
+        "</channel></rss>",
+    )
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text(f"feeds:\n  - url: {feed_server.url('/news.xml')}\n    name: News\n")
+    env = {
+        "MONITOR_FEEDS": str(feeds),
+        "MONITOR_RULES": str(rules_dir),
+        "MONITOR_DATABASE_URL": database_url,
+        "MONITOR_PARSE_WORKERS": "1",
+        "MONITOR_ALLOW_PRIVATE_ADDRESSES": "true",
+    }
+    result = invoke("poll", "--once", env=env)
+    assert result.exit_code == 0, result.output
+    return env
+
+
+def test_feeds_list_after_a_poll(polled, feed_server):
+    result = invoke("feeds", "list", env=polled)
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"{feed_server.url('/news.xml')}  [ok]"
+    assert lines[1].startswith("    name: News; last poll: ")
+    assert len(lines) == 2
+
+
+def test_matches_list_after_a_poll(polled):
+    result = invoke("matches", "list", env=polled)
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0].endswith("  high     fr-ban  [sent]")
+    assert lines[1:] == [
+        "    Portland bans facial recognition",
+        "    https://news.example/p1",
+        "    terms: ban*, facial recognition",
+    ]
+
+
+def test_rules_test_over_stored_articles_and_diff(polled, tmp_path):
+    result = invoke("rules", "test", "--since", "1d", "--format", "json", env=polled)
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["matches"] for line in result.stdout.splitlines()] == [
+        [{"rule": "fr-ban", "terms": ["ban*", "facial recognition"]}],
+        [],
+    ]
+    changed = tmp_path / "changed"
+    changed.mkdir()
+    (changed / "fr.yaml").write_text(
+        GOOD_RULES.replace("[ban*]", "[ban*, weather]").replace(
+            "condition: face and action", "condition: action"
+        )
+    )
+    diff = invoke("rules", "test", "--diff", str(changed), env=polled)
+    assert diff.exit_code == 0, diff.output
+    assert diff.stdout.splitlines() == [
+        "+ fr-ban: Weather",
+        "2 articles: the change starts flagging 1 and stops flagging 0",
+    ]
+
+
+def test_db_upgrade_reports_the_revision(tmp_path):
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    result = invoke("db", "upgrade", env={"MONITOR_DATABASE_URL": url})
+    assert result.exit_code == 0
+    assert result.stdout == f"{url}: schema at revision 0001\n"
+
+
+def test_run_polls_and_stops_cleanly_on_sigterm(polled, tmp_path, feed_server):
+    feed_server.add("/more.xml", '<rss version="2.0"><channel><title>More</title></channel></rss>')
+    feeds = Path(polled["MONITOR_FEEDS"])
+    feeds.write_text(feeds.read_text() + f"  - url: {feed_server.url('/more.xml')}\n")
+    env = {**os.environ, **polled, "MONITOR_POLL_TICK": "1", "MONITOR_DELIVERY_INTERVAL": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "run"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not feed_server.requests_for("/more.xml") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1)  # let the cycle record its outcome
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, stderr
+    assert "media-monitor 0.1.0: 2 feeds, 1 rules" in stderr
+    assert "polled 1 feeds (0 failed): 0 new articles, 0 matches, 0 alerts queued" in stderr
+    assert "received SIGTERM, stopping after the jobs in progress" in stderr
