@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -23,7 +23,10 @@ from monitor import __version__
 from monitor.config import Settings, load_settings
 from monitor.errors import MonitorError
 from monitor.feeds.catalog import parse_duration
-from monitor.model import Article, Match
+from monitor.model import Article
+
+if TYPE_CHECKING:
+    from monitor.store.store import Store
 
 log = logging.getLogger("monitor")
 
@@ -263,8 +266,8 @@ def rules_eval(app: AppContext, labels: Path, rules_dir: Path | None, output: st
 
     loaded = load_rules(rules_dir or app.settings.rules_dir)
     report_problems(loaded.problems)
-    report = evaluate(loaded.ruleset, dryrun.read_labelled(labels))
-    dryrun.print_eval(report, output)
+    items = dryrun.read_labelled(labels)
+    dryrun.print_eval(evaluate(loaded.ruleset, items), output, items)
 
 
 @rules.command("schema")
@@ -378,7 +381,7 @@ def db_upgrade(app: AppContext) -> None:
 
 
 @contextmanager
-def open_store(settings: Settings, *, upgrade: bool = True) -> Iterator[Any]:
+def open_store(settings: Settings, *, upgrade: bool = True) -> Iterator[Store]:
     from monitor.store.store import Store
 
     store = Store.open(settings.database_url)
@@ -401,10 +404,6 @@ def mask_url(url: str) -> str:
 
 def format_time(moment: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else "never"
-
-
-def describe_match(match: Match) -> str:
-    return f"{match.rule_id}: {', '.join(match.matched_terms)}"
 
 
 if __name__ == "__main__":  # pragma: no cover

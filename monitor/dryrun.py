@@ -12,7 +12,7 @@ import hashlib
 import json
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from monitor.config import Settings
 from monitor.errors import FeedError, MonitorError
 from monitor.feeds.links import absolute_link
 from monitor.feeds.text import clean_text
-from monitor.matching import RuleSet
+from monitor.matching import EvalReport, LabelledArticle, RuleSet
 from monitor.model import Article, Match, TermHit
 from monitor.reader import match_articles
 
@@ -278,3 +278,99 @@ def print_diff(diffs: Sequence[RuleDiff], output: str, total: int) -> None:
     click.echo(
         f"{total} articles: the change starts flagging {started} and stops flagging {stopped}"
     )
+
+
+LABELS = {"flag": True, "ignore": False}
+
+
+def read_labelled(path: Path) -> list[LabelledArticle]:
+    """JSON Lines of articles with ``label`` (flag or ignore) and optionally ``rules`` (ids)."""
+    try:
+        body = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from exc
+    now = datetime.now(UTC)
+    items = []
+    for number, item in _json_objects(path, body):
+        label = item.get("label")
+        if label not in LABELS:
+            raise InputError(f'{path}:{number}: \'label\' must be "flag" or "ignore"')
+        expected = item.get("rules")
+        if expected is not None and (
+            not isinstance(expected, list) or not all(isinstance(rule, str) for rule in expected)
+        ):
+            raise InputError(f"{path}:{number}: 'rules' must be a list of rule ids")
+        article = _article_from_json(path, number, item, now)
+        article = replace(article, entry_id=f"{path.name}:{number}")
+        items.append(
+            LabelledArticle(
+                article, LABELS[label], frozenset(expected) if expected is not None else None
+            )
+        )
+    return items
+
+
+def _ratio(value: float | None) -> str:
+    return "    -" if value is None else f"{value:.3f}"
+
+
+def print_eval(report: EvalReport, output: str, items: Sequence[LabelledArticle]) -> None:
+    overall = report.overall
+    if output == "json":
+        click.echo(
+            json.dumps(
+                {
+                    "overall": {
+                        "precision": overall.precision,
+                        "recall": overall.recall,
+                        "true_positives": overall.true_positives,
+                        "false_positives": overall.false_positives,
+                        "false_negatives": overall.false_negatives,
+                    },
+                    "rules": [
+                        {
+                            "rule": score.rule_id,
+                            "precision": score.precision,
+                            "recall": score.recall,
+                            "true_positives": score.true_positives,
+                            "false_positives": score.false_positives,
+                            "false_negatives": score.false_negatives,
+                        }
+                        for score in report.rules
+                    ],
+                    "misclassified": [
+                        {
+                            "title": wrong.title,
+                            "id": wrong.entry_id,
+                            "rule": wrong.rule_id,
+                            "kind": wrong.kind,
+                            "terms": list(wrong.matched_terms),
+                        }
+                        for wrong in report.misclassified
+                    ],
+                },
+                ensure_ascii=False,
+            )
+        )
+        return
+    # Per-rule recall needs items that name their rules; flag/ignore alone cannot give it.
+    rules_named = any(item.expected is not None for item in items)
+    width = max([len("rule"), *(len(score.rule_id) for score in report.rules)])
+    click.echo(f"{'rule':<{width}}  matched  precision  recall  share of flagged")
+    for score in report.rules:
+        matched = score.true_positives + score.false_positives
+        share = (score.true_positives / report.flagged_items) if report.flagged_items else None
+        click.echo(
+            f"{score.rule_id:<{width}}  {matched:>7}  {_ratio(score.precision):>9}  "
+            f"{_ratio(score.recall if rules_named else None):>6}  {_ratio(share):>16}"
+        )
+    click.echo(
+        f"overall: {len(items)} articles ({report.flagged_items} flag, "
+        f"{len(items) - report.flagged_items} ignore): precision {_ratio(overall.precision)}, "
+        f"recall {_ratio(overall.recall)} ({overall.true_positives} flagged correctly, "
+        f"{overall.false_positives} wrongly, {overall.false_negatives} missed)"
+    )
+    for wrong in report.misclassified:
+        who = "no rule" if wrong.rule_id == "*" else wrong.rule_id
+        terms = f" (terms: {', '.join(wrong.matched_terms)})" if wrong.matched_terms else ""
+        click.echo(f"{wrong.kind}: {who}: {wrong.title}{terms}")

@@ -110,6 +110,28 @@ def test_rules_test_reads_a_feed_file_and_shows_a_table(rules_dir, tmp_path):
     assert result.stdout.splitlines()[-1] == "2 articles, 1 matched"
 
 
+def test_rules_eval_prints_precision_recall_and_mistakes(rules_dir, tmp_path):
+    labels = tmp_path / "labels.jsonl"
+    rows = [
+        {"title": "Boston bans facial recognition", "label": "flag"},
+        {"title": "Police body cameras get facial recognition", "label": "flag"},
+        {"title": "Facial recognition ban sought for phone apps", "label": "ignore"},
+        {"title": "Ice storm closes schools", "label": "ignore"},
+    ]
+    labels.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    result = invoke("rules", "eval", "--labels", str(labels), "--rules", str(rules_dir))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        "rule    matched  precision  recall  share of flagged",
+        "fr-ban        2      0.500       -             0.500",
+        "overall: 4 articles (2 flag, 2 ignore): precision 0.500, recall 0.500 "
+        "(1 flagged correctly, 1 wrongly, 1 missed)",
+        "false negative: no rule: Police body cameras get facial recognition",
+        "false positive: fr-ban: Facial recognition ban sought for phone apps "
+        "(terms: facial recognition, ban*)",
+    ]
+
+
 def test_rules_test_input_error_names_the_line(rules_dir, tmp_path):
     articles = tmp_path / "articles.jsonl"
     articles.write_text('{"title": "ok"}\n{"summary": "no title"}\n')

@@ -90,32 +90,12 @@ def test_labelled_set_has_its_documented_shape() -> None:
 
 
 def test_pack_precision_and_recall_on_labelled_headlines(pack: RuleLoad) -> None:
-    items = _headlines()
-    flagged = [bool(match_article(pack.ruleset, item.article)) for item in items]
-    true_positives = sum(hit and item.flag for hit, item in zip(flagged, items, strict=True))
-    predicted = sum(flagged)
-    relevant = sum(item.flag for item in items)
-    precision = true_positives / predicted if predicted else 0.0
-    recall = true_positives / relevant
-    wrong = [
-        f"{'false positive' if hit else 'false negative'}: {item.article.title}"
-        for hit, item in zip(flagged, items, strict=True)
-        if hit != item.flag
-    ]
+    items = [LabelledArticle(item.article, item.flag) for item in _headlines()]
+    report = evaluate(pack.ruleset, items)
+    precision, recall = report.overall.precision or 0.0, report.overall.recall or 0.0
+    wrong = [f"{m.kind} ({m.rule_id}): {m.title} {m.matched_terms}" for m in report.misclassified]
     summary = f"precision {precision:.3f}, recall {recall:.3f}; misclassified:\n" + "\n".join(wrong)
     assert precision >= FLOOR and recall >= FLOOR, summary
-
-
-def test_no_rule_fires_on_the_ignore_headlines(pack: RuleLoad) -> None:
-    # evaluate() scores rules: with no rule expected on an "ignore" headline, every match is a
-    # false positive of the rule that made it, which tells the author which rule to tighten.
-    ignored = [LabelledArticle(item.article, frozenset()) for item in _headlines() if not item.flag]
-    report = evaluate(pack.ruleset, ignored)
-    positives = [
-        f"{wrong.rule_id}: {wrong.title} {wrong.matched_terms}" for wrong in report.misclassified
-    ]
-    share = report.overall.false_positives / len(ignored)
-    assert share <= 1 - FLOOR, "\n".join(positives)
 
 
 @pytest.mark.parametrize(

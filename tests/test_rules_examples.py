@@ -71,7 +71,7 @@ def test_disabled_rules_do_not_match_articles(tmp_path: Path) -> None:
 
 
 def labelled(title: str, *expected: str) -> LabelledArticle:
-    return LabelledArticle(Article("f", title, title, NOW), frozenset(expected))
+    return LabelledArticle(Article("f", title, title, NOW), bool(expected), frozenset(expected))
 
 
 def test_evaluate_counts_precision_and_recall(tmp_path: Path) -> None:
@@ -94,6 +94,26 @@ def test_evaluate_counts_precision_and_recall(tmp_path: Path) -> None:
     assert [(m.item, m.rule_id, m.kind, m.matched_terms) for m in report.misclassified] == [
         (2, "exit", "false positive", ("Amazon", "moratorium")),
         (3, "exit", "false negative", ()),
+    ]
+
+
+def test_evaluate_with_flag_and_ignore_labels_only(tmp_path: Path) -> None:
+    file = tmp_path / "r.yaml"
+    file.write_text(RULES, encoding="utf-8")
+    ruleset = load_rules(file).ruleset
+    items = [
+        LabelledArticle(Article("f", "1", "IBM moratorium", NOW), flag=True),
+        LabelledArticle(Article("f", "2", "Amazon moratorium on plastic", NOW), flag=False),
+        LabelledArticle(Article("f", "3", "Clearview exits", NOW), flag=True),
+        LabelledArticle(Article("f", "4", "Nothing here", NOW), flag=False),
+    ]
+    report = evaluate(ruleset, items)
+    assert report.overall == RuleScore("*", 1, 1, 1)
+    assert report.rules == (RuleScore("exit", 1, 1, 0), RuleScore("off", 0, 0, 0))
+    assert report.flagged_items == 2
+    assert [(m.item, m.rule_id, m.kind) for m in report.misclassified] == [
+        (1, "exit", "false positive"),
+        (2, "*", "false negative"),
     ]
 
 

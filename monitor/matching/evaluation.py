@@ -86,10 +86,15 @@ def _found_terms(ruleset: RuleSet, rule: Rule, article: Article) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class LabelledArticle:
-    """An article and the ids of the rules that should match it (empty: none should)."""
+    """An article, whether the desk wants it flagged, and optionally which rules should match.
+
+    Most labelled sets say only "flag" or "ignore" per article (what the desk sees in Slack);
+    ``expected`` names the rules that should match when the set is that precise.
+    """
 
     article: Article
-    expected: frozenset[str]
+    flag: bool
+    expected: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,20 +106,24 @@ class RuleScore:
 
     @property
     def precision(self) -> float | None:
-        """Share of the rule's matches that were expected; None when it matched nothing."""
+        """Share of the matches that were wanted; None when nothing matched."""
         predicted = self.true_positives + self.false_positives
         return self.true_positives / predicted if predicted else None
 
     @property
     def recall(self) -> float | None:
-        """Share of the expected matches the rule found; None when none were expected."""
+        """Share of the wanted matches that were found; None when none were wanted."""
         relevant = self.true_positives + self.false_negatives
         return self.true_positives / relevant if relevant else None
 
 
 @dataclass(frozen=True, slots=True)
 class Misclassified:
-    """One wrong outcome: `item` is the index in the labelled items."""
+    """One wrong outcome: `item` is the index in the labelled items.
+
+    ``rule_id`` is the rule that matched an article it should not have, or that missed one
+    it was expected to match; "*" when no rule at all flagged an article labelled flag.
+    """
 
     item: int
     entry_id: str
@@ -126,32 +135,49 @@ class Misclassified:
 
 @dataclass(frozen=True, slots=True)
 class EvalReport:
-    rules: tuple[RuleScore, ...]  # one per rule of the ruleset, then unknown labelled ids
-    overall: RuleScore  # micro-averaged over every rule; rule_id is "*"
+    rules: tuple[RuleScore, ...]  # one per rule of the ruleset, then unknown expected ids
+    overall: RuleScore  # per article: flagged by any rule versus labelled flag; rule_id "*"
     misclassified: tuple[Misclassified, ...]
+    flagged_items: int  # articles labelled flag: a rule's share of them is its coverage
 
 
 def evaluate(ruleset: RuleSet, items: Sequence[LabelledArticle]) -> EvalReport:
-    """Precision and recall per rule and overall, with the items each rule got wrong."""
+    """Precision and recall per article and per rule, with the items that were got wrong.
+
+    A rule's match counts as right when the item names it in ``expected``, or, for items
+    that name no rules, when the item is labelled flag. A rule misses only items that name
+    it: with flag/ignore labels alone, no single rule is expected to catch every story.
+    """
     counts: dict[str, list[int]] = {rule.id: [0, 0, 0] for rule in ruleset.rules}
+    overall = [0, 0, 0]
     wrong: list[Misclassified] = []
     for number, item in enumerate(items):
-        matches = {match.rule_id: match for match in match_article(ruleset, item.article)}
-        for rule_id in sorted(matches.keys() | item.expected):
+        article = item.article
+        matches = {match.rule_id: match for match in match_article(ruleset, article)}
+        if matches and item.flag:
+            overall[0] += 1
+        elif matches:
+            overall[1] += 1
+        elif item.flag:
+            overall[2] += 1
+            if not item.expected:
+                wrong.append(
+                    Misclassified(number, article.entry_id, article.title, "*", "false negative")
+                )
+        wanted = item.expected if item.expected is not None else frozenset()
+        for rule_id in sorted(matches.keys() | wanted):
             tally = counts.setdefault(rule_id, [0, 0, 0])
-            terms = matches[rule_id].matched_terms if rule_id in matches else ()
-            if rule_id in matches and rule_id in item.expected:
+            matched = rule_id in matches
+            right = rule_id in wanted if item.expected is not None else item.flag
+            terms = matches[rule_id].matched_terms if matched else ()
+            if matched and right:
                 tally[0] += 1
                 continue
-            kind = "false positive" if rule_id in matches else "false negative"
-            tally[1 if rule_id in matches else 2] += 1
+            kind = "false positive" if matched else "false negative"
+            tally[1 if matched else 2] += 1
             wrong.append(
-                Misclassified(
-                    number, item.article.entry_id, item.article.title, rule_id, kind, terms
-                )
+                Misclassified(number, article.entry_id, article.title, rule_id, kind, terms)
             )
     scores = tuple(RuleScore(rule_id, *tally) for rule_id, tally in counts.items())
-    overall = RuleScore(
-        "*", *(sum(score[column] for score in counts.values()) for column in range(3))
-    )
-    return EvalReport(scores, overall, tuple(wrong))
+    flagged_items = sum(1 for item in items if item.flag)
+    return EvalReport(scores, RuleScore("*", *overall), tuple(wrong), flagged_items)
