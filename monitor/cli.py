@@ -21,7 +21,7 @@ import click
 
 from monitor import __version__
 from monitor.config import Settings, load_settings
-from monitor.errors import MonitorError
+from monitor.errors import ConfigError, MonitorError
 from monitor.feeds.catalog import parse_duration
 from monitor.model import Article
 
@@ -92,6 +92,7 @@ def run(app: AppContext) -> None:
 
     settings = app.settings
     setup_logging(settings, app.debug)
+    check_slack_token(settings)
     with open_store(settings) as store:
         service = Service(settings, store)
         log.info(
@@ -103,6 +104,22 @@ def run(app: AppContext) -> None:
             describe_sender(settings),
         )
         run_forever(service)
+
+
+def check_slack_token(settings: Settings) -> None:
+    """A wrong token stops the service at start; Slack being unreachable does not (alerts wait)."""
+    from monitor.notify.slack import check_slack
+
+    if not settings.slack_bot_token:
+        return
+    try:
+        identity = check_slack(settings.slack_bot_token, base_url=settings.slack_api_url)
+    except ConfigError as exc:
+        if exc.setting != "SLACK_API_URL":
+            raise
+        log.warning("%s; alerts stay pending until Slack answers", exc)
+        return
+    log.info("Slack: posting as %s in workspace %s", identity.user, identity.team)
 
 
 @main.command()

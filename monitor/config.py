@@ -115,6 +115,13 @@ class Settings(BaseModel):
     slack_max_retries: int = _setting(
         3, "MONITOR_SLACK_MAX_RETRIES", "retries of a 429, 5xx or connection error", ge=0, le=10
     )
+    slack_max_retry_wait: float = _setting(
+        30.0,
+        "MONITOR_SLACK_MAX_RETRY_WAIT",
+        "seconds one send may wait on Retry-After before the alert is re-queued",
+        ge=0,
+        le=900,
+    )
     user_agent: str = _setting(
         f"media-monitor/{__version__} (self-hosted news alerting)",
         "MONITOR_USER_AGENT",

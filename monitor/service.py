@@ -39,10 +39,13 @@ def build_sender(settings: Settings) -> AlertSender:
             settings.slack_bot_token,
             base_url=settings.slack_api_url,
             max_retries=settings.slack_max_retries,
+            max_retry_wait=settings.slack_max_retry_wait,
         )
     if settings.slack_webhook_url:
         return SlackWebhookSender(
-            settings.slack_webhook_url, max_retries=settings.slack_max_retries
+            settings.slack_webhook_url,
+            max_retries=settings.slack_max_retries,
+            max_retry_wait=settings.slack_max_retry_wait,
         )
     return ConsoleSender()
 

@@ -287,3 +287,16 @@ def test_run_polls_and_stops_cleanly_on_sigterm(polled, tmp_path, feed_server):
     assert "media-monitor 0.1.0: 2 feeds, 1 rules" in stderr
     assert "polled 1 feeds (0 failed): 0 new articles, 0 matches, 0 alerts queued" in stderr
     assert "received SIGTERM, stopping after the jobs in progress" in stderr
+
+
+def test_run_refuses_a_wrong_slack_token(tmp_path, rules_dir, slack_server):
+    env = {
+        "SLACK_BOT_TOKEN": "xoxb-wrong",
+        "SLACK_API_URL": slack_server.api_url,
+        "MONITOR_RULES": str(rules_dir),
+        "MONITOR_DATABASE_URL": f"sqlite:///{tmp_path}/m.db",
+    }
+    result = invoke("run", env=env)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: SLACK_BOT_TOKEN: auth.test failed with invalid_auth")
+    assert not (tmp_path / "m.db").exists()  # nothing started

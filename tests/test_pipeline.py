@@ -143,3 +143,26 @@ async def test_console_delivery_prints_and_marks_sent(feed_server, store, reader
     assert "City bans facial recognition" in printed
     assert "Facial recognition ban" in printed
     assert deliver_pending(store, ConsoleSender(), default_channel=None).sent == 0
+
+
+SHARED_FEEDS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "feeds"
+
+
+async def test_every_real_feed_file_yields_articles_or_a_recorded_error(feed_server, store, reader):
+    files = sorted(path for path in SHARED_FEEDS.iterdir() if path.name != "SOURCES.md")
+    assert len(files) > 90
+    for number, path in enumerate(files):
+        kind = "application/feed+json" if path.suffix == ".json" else "application/xml"
+        feed_server.add(f"/{number}", path.read_bytes(), content_type=kind)
+    store.sync_feeds(
+        [FeedSpec(feed_server.url(f"/{n}")) for n in range(len(files))], datetime.now(UTC)
+    )
+    report = await poll_cycle(store, reader, settings())
+    assert len(report.feeds) == len(files)
+    failed = {feed.url.rsplit("/", 1)[1]: feed.error for feed in report.failed}
+    for number, error in failed.items():
+        assert error and error.startswith("not a feed"), (files[int(number)].name, error)
+    assert len(failed) <= 5, failed
+    assert report.new_articles > 1000  # fewer than parsed: fixtures share links
+    states = {state.url: state for state in store.feeds()}
+    assert sum(1 for state in states.values() if state.error_count) == len(failed)
