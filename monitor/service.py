@@ -12,10 +12,12 @@ import asyncio
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 
 from monitor.config import Settings
+from monitor.errors import MonitorError
 from monitor.feeds.catalog import load_feeds
 from monitor.feeds.fetch import FetchOptions
 from monitor.live_rules import LiveRules, snapshot
@@ -159,6 +161,18 @@ def run_forever(service: Service) -> None:
     from apscheduler.schedulers.blocking import BlockingScheduler
 
     settings = service.settings
+
+    def job(work: Callable[[], object], what: str) -> Callable[[], None]:
+        # Expected failures (the database restarting, say) are one log line, not a
+        # traceback; the next run retries, and leases bring back anything claimed.
+        def run() -> None:
+            try:
+                work()
+            except MonitorError as exc:
+                log.error("%s failed, will retry: %s", what, exc)
+
+        return run
+
     scheduler = BlockingScheduler(
         executors={"default": JobThreads(max_workers=3)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
@@ -166,7 +180,7 @@ def run_forever(service: Service) -> None:
     )
     now = datetime.now(UTC)
     scheduler.add_job(
-        service.poll,
+        job(service.poll, "poll"),
         "interval",
         seconds=settings.poll_tick,
         id="poll",
@@ -174,7 +188,7 @@ def run_forever(service: Service) -> None:
         next_run_time=now,
     )
     scheduler.add_job(
-        service.deliver,
+        job(service.deliver, "delivery"),
         "interval",
         seconds=settings.delivery_interval,
         id="deliver",
@@ -182,7 +196,7 @@ def run_forever(service: Service) -> None:
         next_run_time=now + timedelta(seconds=1),
     )
     scheduler.add_job(
-        service.reload,
+        job(service.reload, "reload"),
         "interval",
         seconds=RELOAD_INTERVAL_SECONDS,
         id="reload",

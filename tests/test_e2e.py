@@ -212,3 +212,39 @@ def test_python_dash_m_runs_a_cycle_with_console_alerts(setup, tmp_path):
         "polled 2 feeds (1 updated, 0 unchanged, 1 failed): 4 new articles, 3 matches; "
         "alerts: 2 sent, 0 to retry, 0 failed"
     )
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_database_down_and_restarted_loses_and_duplicates_nothing(
+    setup, postgres_server, slack_server
+):
+    from monitor.config import load_settings
+    from monitor.service import Service
+
+    postgres_server.stop()
+    try:
+        down = poll_once(setup)
+    finally:
+        postgres_server.start()
+    assert down.exit_code == 1
+    assert down.stderr.startswith("error: database postgresql+psycopg://")
+    assert down.stderr.rstrip().endswith("(is the server running? check MONITOR_DATABASE_URL)")
+
+    # Restart between storing the alerts and sending them: the pool reconnects.
+    settings = load_settings(setup)
+    store = Store.open(settings.database_url)
+    store.upgrade()
+    service = Service(settings, store)
+    try:
+        polled = service.poll(every=True)
+        assert polled.new_alerts == 2
+        postgres_server.restart()
+        delivered = service.deliver()
+        assert (delivered.sent, delivered.retrying, delivered.failed) == (2, 0, 0)
+        assert service.deliver().sent == 0
+    finally:
+        service.close()
+        store.close()
+    assert len(slack_server.messages) == 2
+    assert poll_once(setup).stdout.splitlines()[-1].endswith("alerts: 0 sent, 0 to retry, 0 failed")
+    assert len(slack_server.messages) == 2

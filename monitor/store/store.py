@@ -296,71 +296,23 @@ class Store:
         stored, in any feed. Inserts use ON CONFLICT DO NOTHING, so concurrent writers of
         the same article store it, and alert on it, exactly once.
         """
-        for article, _ in outcome.articles:
-            if article.feed_url != outcome.feed_url:
-                raise StoreError(
-                    f"{outcome.feed_url}: poll outcome holds an article of {article.feed_url} "
-                    f"({article.entry_id!r}); a poll records articles of its own feed only"
-                )
-        with self._transaction(write=True) as connection:
-            feed_id = connection.execute(
-                select(feeds.c.id).where(feeds.c.url == outcome.feed_url)
-            ).scalar_one_or_none()
-            if feed_id is None:
-                raise StoreError(
-                    f"{outcome.feed_url}: feed is not in the database; "
-                    "sync the feeds file (Store.sync_feeds) before recording polls"
-                )
-            # Updating the feed row first also serialises concurrent polls of one feed.
-            connection.execute(
-                update(feeds).where(feeds.c.id == feed_id).values(_fetch_state(outcome))
-            )
-            fresh = _unseen(connection, feed_id, outcome.articles)
-            if not fresh:
-                return PollSaved(0, 0, 0)
-            # One multi-row INSERT .. ON CONFLICT DO NOTHING RETURNING: the rows it returns
-            # are exactly the articles this writer stored first.
-            inserted = connection.execute(
-                _insert_ignoring_conflicts(connection).returning(
-                    articles.c.id, articles.c.entry_id
-                ),
-                [_article_row(feed_id, article, outcome.polled_at) for article, _ in fresh],
-            ).all()
-            stored = {row.entry_id: row.id for row in inserted}
-            match_rows: list[dict[str, Any]] = []
-            delivery_rows: list[dict[str, Any]] = []
-            for article, article_matches in fresh:
-                article_id = stored.get(article.entry_id)
-                if article_id is None:
-                    continue  # stored meanwhile by another writer, or by another feed's link
-                by_rule: dict[str, Match] = {}
-                for match in article_matches:
-                    by_rule.setdefault(match.rule_id, match)
-                unique = list(by_rule.values())
-                match_rows += [_match_row(article_id, m, outcome.polled_at) for m in unique]
-                if outcome.alert_since is not None and article.published < outcome.alert_since:
-                    continue
-                for channel in dict.fromkeys(_delivery_channel(m.channel) for m in unique):
-                    delivery_rows.append(
-                        {
-                            "article_id": article_id,
-                            "channel": channel,
-                            "status": "pending",
-                            "attempts": 0,
-                            "next_attempt_at": outcome.polled_at,
-                            "created_at": outcome.polled_at,
-                        }
+        return self.record_polls([outcome])[0]
+
+    def record_polls(self, outcomes: Sequence[PollOutcome]) -> list[PollSaved]:
+        """Write several polls' results in one transaction (a cycle's writer batches them).
+
+        Each outcome is written as record_poll describes; all of them commit, or none.
+        """
+        for outcome in outcomes:
+            for article, _ in outcome.articles:
+                if article.feed_url != outcome.feed_url:
+                    raise StoreError(
+                        f"{outcome.feed_url}: poll outcome holds an article of "
+                        f"{article.feed_url} ({article.entry_id!r}); a poll records articles "
+                        "of its own feed only"
                     )
-            if match_rows:
-                connection.execute(matches.insert(), match_rows)
-            if delivery_rows:
-                connection.execute(deliveries.insert(), delivery_rows)
-            new_articles, new_matches, new_deliveries = (
-                len(stored),
-                len(match_rows),
-                len(delivery_rows),
-            )
-        return PollSaved(new_articles, new_matches, new_deliveries)
+        with self._transaction(write=True) as connection:
+            return [_record(connection, outcome) for outcome in outcomes]
 
     def articles(
         self, since: datetime | None = None, feed_url: str | None = None, limit: int | None = None
@@ -542,6 +494,59 @@ def _fetch_state(outcome: PollOutcome) -> dict[str, Any]:
         if getattr(outcome, name) is not None:
             state[name] = getattr(outcome, name)
     return state
+
+
+def _record(connection: Connection, outcome: PollOutcome) -> PollSaved:
+    """One outcome of record_polls, inside its transaction."""
+    feed_id = connection.execute(
+        select(feeds.c.id).where(feeds.c.url == outcome.feed_url)
+    ).scalar_one_or_none()
+    if feed_id is None:
+        raise StoreError(
+            f"{outcome.feed_url}: feed is not in the database; "
+            "sync the feeds file (Store.sync_feeds) before recording polls"
+        )
+    # Updating the feed row first also serialises concurrent polls of one feed.
+    connection.execute(update(feeds).where(feeds.c.id == feed_id).values(_fetch_state(outcome)))
+    fresh = _unseen(connection, feed_id, outcome.articles)
+    if not fresh:
+        return PollSaved(0, 0, 0)
+    # One multi-row INSERT .. ON CONFLICT DO NOTHING RETURNING: the rows it returns
+    # are exactly the articles this writer stored first.
+    inserted = connection.execute(
+        _insert_ignoring_conflicts(connection).returning(articles.c.id, articles.c.entry_id),
+        [_article_row(feed_id, article, outcome.polled_at) for article, _ in fresh],
+    ).all()
+    stored = {row.entry_id: row.id for row in inserted}
+    match_rows: list[dict[str, Any]] = []
+    delivery_rows: list[dict[str, Any]] = []
+    for article, article_matches in fresh:
+        article_id = stored.get(article.entry_id)
+        if article_id is None:
+            continue  # stored meanwhile by another writer, or by another feed's link
+        by_rule: dict[str, Match] = {}
+        for match in article_matches:
+            by_rule.setdefault(match.rule_id, match)
+        unique = list(by_rule.values())
+        match_rows += [_match_row(article_id, m, outcome.polled_at) for m in unique]
+        if outcome.alert_since is not None and article.published < outcome.alert_since:
+            continue
+        for channel in dict.fromkeys(_delivery_channel(m.channel) for m in unique):
+            delivery_rows.append(
+                {
+                    "article_id": article_id,
+                    "channel": channel,
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": outcome.polled_at,
+                    "created_at": outcome.polled_at,
+                }
+            )
+    if match_rows:
+        connection.execute(matches.insert(), match_rows)
+    if delivery_rows:
+        connection.execute(deliveries.insert(), delivery_rows)
+    return PollSaved(len(stored), len(match_rows), len(delivery_rows))
 
 
 def _unseen(
