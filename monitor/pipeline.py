@@ -118,14 +118,13 @@ class OutcomeWriter:
         self._store = store
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self._waiting: list[tuple[PollOutcome, asyncio.Future[PollSaved]]] = []
-        self._flushing = False
+        self._flusher: asyncio.Task[None] | None = None  # held: the loop keeps only weak refs
 
     async def write(self, outcome: PollOutcome) -> PollSaved:
         future: asyncio.Future[PollSaved] = asyncio.get_running_loop().create_future()
         self._waiting.append((outcome, future))
-        if not self._flushing:
-            self._flushing = True
-            asyncio.get_running_loop().create_task(self._flush())
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
         return await future
 
     async def run(self, function: Callable[..., T], *args: object) -> T:
@@ -133,19 +132,16 @@ class OutcomeWriter:
         return await _in_thread(self._thread, function, *args)
 
     async def _flush(self) -> None:
-        try:
-            while self._waiting:
-                batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
-                try:
-                    saved = await self.run(self._store.record_polls, [o for o, _ in batch])
-                except Exception as exc:  # every caller of the batch sees the failure
-                    for _, future in batch:
-                        future.set_exception(exc)
-                else:
-                    for (_, future), result in zip(batch, saved, strict=True):
-                        future.set_result(result)
-        finally:
-            self._flushing = False
+        while self._waiting:
+            batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
+            try:
+                saved = await self.run(self._store.record_polls, [o for o, _ in batch])
+            except Exception as exc:  # every caller of the batch sees the failure
+                for _, future in batch:
+                    future.set_exception(exc)
+            else:
+                for (_, future), result in zip(batch, saved, strict=True):
+                    future.set_result(result)
 
     def close(self) -> None:
         self._thread.shutdown(wait=True)
