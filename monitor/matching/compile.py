@@ -1,15 +1,19 @@
 """Compile validated rules into one RuleSet: a multi-pattern automaton per group of fields, an
-RE2 set for regex terms, a term -> rules index and each condition as a small tree of nodes.
+RE2 set for regex terms, an index from terms to the rules they can trigger, and each condition
+as a small tree of nodes that tests a set of (term, field) codes.
 
 Matching cost then depends on the article's length and the number of hits, not on the number
-of rules: only rules whose terms were found (plus the few whose condition holds without any
-term, such as `not x` alone) are evaluated.
+of rules. Automaton keys carry their word boundaries as spaces (" facial recognition "), so
+every automaton hit is already a whole-word hit. A rule is evaluated only when a term of its
+trigger was found: a set of terms one of which must be present for the condition to hold
+(for `a and b` the smaller of a and b), plus the few rules whose condition holds without any
+term, such as `not x` alone.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +38,14 @@ if TYPE_CHECKING:
     from monitor.matching.match import Hit, Scan
 
 FIELD_BITS = {name: 1 << index for index, name in enumerate(FIELDS)}
+FIELD_MASKS = tuple(1 << index for index in range(len(FIELDS)))
+FIELD_CODE_BITS = 3  # a (term, field) code is term << 3 | field index
+assert len(FIELDS) <= 1 << FIELD_CODE_BITS
+
+
+def field_code(term: int, field_index: int) -> int:
+    """The code of `term` found in the field numbered `field_index`."""
+    return term << FIELD_CODE_BITS | field_index
 
 
 def regex_options(case_sensitive: bool) -> Any:
@@ -63,46 +75,71 @@ def phrase_keys(term: Term) -> set[str]:
     return keys
 
 
-# --- condition nodes: `holds` decides, `collect` gathers the hits that explain a match ---
+# --- condition nodes ---
+# `holds` decides from the set of (term, field) codes found, reading positions from the scan
+# only for NEAR; `collect` gathers the hits that explain a match; `needs` is a set of terms
+# one of which must be found for the node to hold (None when there is no such set).
 
 
 class _Node:
     __slots__ = ()
 
-    def holds(self, scan: Scan) -> bool:
+    def holds(self, present: set[int], scan: Scan) -> bool:
         raise NotImplementedError
 
     def collect(self, scan: Scan, out: list[tuple[int, Hit]]) -> None:
         raise NotImplementedError
+
+    def needs(self) -> frozenset[int] | None:
+        raise NotImplementedError
+
+
+TermCodes = tuple[int, frozenset[int]]  # a term and its codes in the fields searched
 
 
 class _AnyOf(_Node):
-    __slots__ = ("mask", "terms")
+    __slots__ = ("codes", "each", "mask", "terms")
 
-    def __init__(self, terms: frozenset[int], mask: int) -> None:
+    def __init__(
+        self, terms: frozenset[int], mask: int, codes: frozenset[int], each: tuple[TermCodes, ...]
+    ) -> None:
         self.terms = terms
         self.mask = mask
+        self.codes = codes  # every (term, field) code that makes the node true
+        self.each = each
 
-    def holds(self, scan: Scan) -> bool:
-        masks = scan.masks
-        mask = self.mask
-        if len(masks) < len(self.terms):
-            return any(term in self.terms and bits & mask for term, bits in masks.items())
-        return any(masks.get(term, 0) & mask for term in self.terms)
+    def holds(self, present: set[int], scan: Scan) -> bool:
+        return not self.codes.isdisjoint(present)
 
     def collect(self, scan: Scan, out: list[tuple[int, Hit]]) -> None:
-        for term in self.terms:
-            for hit in scan.hits.get(term, ()):
-                if FIELD_MASKS[hit[0]] & self.mask:
+        _collect(self.each, self.mask, scan, out)
+
+    def needs(self) -> frozenset[int] | None:
+        return self.terms
+
+
+def _collect(
+    each: tuple[TermCodes, ...], mask: int, scan: Scan, out: list[tuple[int, Hit]]
+) -> None:
+    present = scan.present
+    for term, codes in each:
+        if not codes.isdisjoint(present):
+            for hit in scan.term_hits(term):
+                if FIELD_MASKS[hit[0]] & mask:
                     out.append((term, hit))
 
 
 class _AllOf(_AnyOf):
     __slots__ = ()
 
-    def holds(self, scan: Scan) -> bool:
-        masks = scan.masks
-        return all(masks.get(term, 0) & self.mask for term in self.terms)
+    def holds(self, present: set[int], scan: Scan) -> bool:
+        for _, codes in self.each:  # noqa: SIM110 (a loop: all() over a generator is slower)
+            if codes.isdisjoint(present):
+                return False
+        return True
+
+    def needs(self) -> frozenset[int] | None:
+        return frozenset((min(self.terms),)) if self.terms else None
 
 
 class _Not(_Node):
@@ -111,11 +148,14 @@ class _Not(_Node):
     def __init__(self, item: _Node) -> None:
         self.item = item
 
-    def holds(self, scan: Scan) -> bool:
-        return not self.item.holds(scan)
+    def holds(self, present: set[int], scan: Scan) -> bool:
+        return not self.item.holds(present, scan)
 
     def collect(self, scan: Scan, out: list[tuple[int, Hit]]) -> None:
         return  # absent terms explain nothing
+
+    def needs(self) -> frozenset[int] | None:
+        return None
 
 
 class _And(_Node):
@@ -124,24 +164,37 @@ class _And(_Node):
     def __init__(self, items: tuple[_Node, ...]) -> None:
         self.items = items
 
-    def holds(self, scan: Scan) -> bool:
-        return all(item.holds(scan) for item in self.items)
+    def holds(self, present: set[int], scan: Scan) -> bool:
+        for item in self.items:  # noqa: SIM110 (as above)
+            if not item.holds(present, scan):
+                return False
+        return True
 
     def collect(self, scan: Scan, out: list[tuple[int, Hit]]) -> None:
         for item in self.items:
             item.collect(scan, out)
 
+    def needs(self) -> frozenset[int] | None:
+        known = [needed for item in self.items if (needed := item.needs()) is not None]
+        return min(known, key=len) if known else None
+
 
 class _Or(_And):
     __slots__ = ()
 
-    def holds(self, scan: Scan) -> bool:
-        return any(item.holds(scan) for item in self.items)
+    def holds(self, present: set[int], scan: Scan) -> bool:
+        for item in self.items:  # noqa: SIM110 (as above)
+            if item.holds(present, scan):
+                return True
+        return False
 
     def collect(self, scan: Scan, out: list[tuple[int, Hit]]) -> None:
         for item in self.items:
-            if item.holds(scan):
+            if item.holds(scan.present, scan):
                 item.collect(scan, out)
+
+    def needs(self) -> frozenset[int] | None:
+        return _union_of_smallest([item.needs() for item in self.items], len(self.items))
 
 
 class _AtLeast(_Or):
@@ -151,35 +204,41 @@ class _AtLeast(_Or):
         super().__init__(items)
         self.count = count
 
-    def holds(self, scan: Scan) -> bool:
+    def holds(self, present: set[int], scan: Scan) -> bool:
         found = 0
         for item in self.items:
-            found += item.holds(scan)
+            found += item.holds(present, scan)
             if found >= self.count:
                 return True
         return False
+
+    def needs(self) -> frozenset[int] | None:
+        # With n items and at least `count` true, one of any n - count + 1 items is true.
+        wanted = len(self.items) - self.count + 1
+        return _union_of_smallest([item.needs() for item in self.items], wanted)
+
+
+def _union_of_smallest(sets: list[frozenset[int] | None], wanted: int) -> frozenset[int] | None:
+    known = sorted((needed for needed in sets if needed is not None), key=len)
+    if wanted < 1 or len(known) < wanted:
+        return None
+    return frozenset().union(*known[:wanted])
 
 
 class _Near(_Node):
     __slots__ = ("distance", "left", "mask", "ordered", "right")
 
-    def __init__(
-        self, left: frozenset[int], right: frozenset[int], mask: int, distance: int, ordered: bool
-    ) -> None:
-        self.left = left
+    def __init__(self, left: _AnyOf, right: _AnyOf, mask: int, distance: int, ordered: bool):
+        self.left = left  # operands searched in the fields both sides have in common
         self.right = right
         self.mask = mask
         self.distance = distance
         self.ordered = ordered
 
-    def _hits(self, scan: Scan, terms: frozenset[int]) -> list[tuple[int, Hit]]:
-        return [
-            (term, hit)
-            for term in terms
-            if scan.masks.get(term, 0) & self.mask
-            for hit in scan.hits[term]
-            if FIELD_MASKS[hit[0]] & self.mask
-        ]
+    def _hits(self, scan: Scan, side: _AnyOf) -> list[tuple[int, Hit]]:
+        hits: list[tuple[int, Hit]] = []
+        _collect(side.each, self.mask, scan, hits)
+        return hits
 
     def _pairs(self, scan: Scan) -> Iterator[tuple[tuple[int, Hit], tuple[int, Hit]]]:
         lefts = self._hits(scan, self.left)
@@ -196,15 +255,26 @@ class _Near(_Node):
                 if 0 <= gap <= self.distance:
                     yield left, right
 
-    def holds(self, scan: Scan) -> bool:
+    def holds(self, present: set[int], scan: Scan) -> bool:
+        if self.left.codes.isdisjoint(present) or self.right.codes.isdisjoint(present):
+            return False
         return next(self._pairs(scan), None) is not None
 
     def collect(self, scan: Scan, out: list[tuple[int, Hit]]) -> None:
         for left, right in self._pairs(scan):
             out.extend((left, right))
 
+    def needs(self) -> frozenset[int] | None:
+        return min(self.left.terms, self.right.terms, key=len)
 
-FIELD_MASKS = tuple(1 << index for index in range(len(FIELDS)))
+
+def _codes(terms: Iterable[int], mask: int) -> frozenset[int]:
+    return frozenset(
+        field_code(term, index)
+        for term in terms
+        for index, bit in enumerate(FIELD_MASKS)
+        if mask & bit
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +286,7 @@ class CompiledRule:
     allow_tags: frozenset[str]
     deny_tags: frozenset[str]
     languages: frozenset[str]
+    filtered: bool  # any source or language filter: `accepts` must be asked
 
     def accepts(self, domain: str, tags: tuple[str, ...], language: str | None) -> bool:
         """Source and language filters, checked before the condition."""
@@ -235,16 +306,38 @@ def _in_domains(domain: str, domains: tuple[str, ...]) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class Key:
+    """One automaton key: a folded spelling shared by one or more phrase terms."""
+
+    length: int  # folded length, without the boundary spaces
+    wild: bool  # a prefix: the hit runs to the end of the word
+    terms: tuple[int, ...]  # every term spelled this way, in term order
+    cased: tuple[int, ...]  # the case-sensitive ones: each hit is checked in the original text
+    codes: Mapping[int, tuple[int, ...]]  # field index -> codes of the terms without case check
+    rules: tuple[int, ...]  # rules that a hit on this key makes worth evaluating
+
+
+@dataclass(frozen=True, slots=True)
+class PhraseIndex:
+    """An automaton over the boundary-padded spellings of the phrase terms of some fields."""
+
+    automaton: Any
+    keys: tuple[Key, ...]  # the automaton's values are indices into this tuple
+    term_keys: Mapping[int, tuple[int, ...]]  # term id -> indices of its keys
+
+
+@dataclass(frozen=True, slots=True)
 class Index:
     """Everything match_article needs, built once per RuleSet."""
 
     terms: tuple[Term, ...]
-    automata: tuple[tuple[int, Any], ...]  # (field index, automaton) for fields with phrase terms
-    case_stems: dict[int, str]  # term id -> stem to check in the original text
+    phrases: tuple[tuple[int, PhraseIndex], ...]  # (field index, index) for fields with phrases
+    case_stems: Mapping[int, str]  # term id -> stem to check in the original text
     regex_fields: tuple[int, ...]
     regex_set: Any  # re2.Set over every regex term, or None
     regex_terms: tuple[tuple[int, Any], ...]  # set index -> (term id, compiled pattern)
-    term_rules: dict[int, tuple[int, ...]]
+    term_rules: Mapping[int, tuple[int, ...]]  # term id -> every enabled rule using it
+    triggers: Mapping[int, tuple[int, ...]]  # term id -> rules to evaluate when it is found
     always: tuple[int, ...]  # rules whose condition holds without any term
     rules: tuple[CompiledRule | None, ...]  # None for disabled rules
 
@@ -271,18 +364,37 @@ class _Builder:
         self.term_ids: dict[Term, int] = {}
         self.term_fields: dict[int, int] = defaultdict(int)
         self.term_rules: dict[int, set[int]] = defaultdict(set)
+        # Many rules share lists and terms: share their code sets too (memory at 10,000 rules).
+        self.leaves: dict[tuple[frozenset[int], int], tuple[frozenset[int], tuple[TermCodes, ...]]]
+        self.leaves = {}
+        self.term_codes: dict[tuple[int, int], TermCodes] = {}
+        self.rule_terms: set[int] = set()  # the terms of the rule being compiled
 
     def term(self, term: Term, mask: int, rule_index: int) -> int:
         term_id = self.term_ids.setdefault(term, len(self.term_ids))
         self.term_fields[term_id] |= mask
         self.term_rules[term_id].add(rule_index)
+        self.rule_terms.add(term_id)
         return term_id
+
+    def leaf(self, terms: frozenset[int], mask: int) -> _AnyOf:
+        """The node for `terms` searched in the fields of `mask`, sharing its code sets."""
+        key = (terms, mask)
+        if key not in self.leaves:
+            each = []
+            for term in sorted(terms):
+                if (term, mask) not in self.term_codes:
+                    self.term_codes[term, mask] = (term, _codes((term,), mask))
+                each.append(self.term_codes[term, mask])
+            self.leaves[key] = (_codes(terms, mask), tuple(each))
+        return _AnyOf(terms, mask, *self.leaves[key])
 
     def node(self, node: Condition, rule: Rule, rule_index: int, default_mask: int) -> _Node:
         match node:
             case Terms():
                 ids, mask = self._leaf(node, rule, rule_index, default_mask)
-                return _AllOf(ids, mask) if node.every else _AnyOf(ids, mask)
+                leaf = self.leaf(ids, mask)
+                return _AllOf(ids, mask, leaf.codes, leaf.each) if node.every else leaf
             case Not(item):
                 return _Not(self.node(item, rule, rule_index, default_mask))
             case And(items):
@@ -295,7 +407,10 @@ class _Builder:
             case Near(left, right, distance, ordered):
                 left_ids, mask = self._leaf(left, rule, rule_index, default_mask)
                 right_ids, right_mask = self._leaf(right, rule, rule_index, default_mask)
-                return _Near(left_ids, right_ids, mask & right_mask, distance, ordered)
+                both = mask & right_mask
+                return _Near(
+                    self.leaf(left_ids, both), self.leaf(right_ids, both), both, distance, ordered
+                )
         raise TypeError(f"not a condition node: {node!r}")
 
     def _leaf(
@@ -313,6 +428,7 @@ def compile_rules(rules: Iterable[Rule]) -> RuleSet:
     builder = _Builder()
     compiled: list[CompiledRule | None] = []
     always: list[int] = []
+    triggers: dict[int, list[int]] = defaultdict(list)
     for index, rule in enumerate(rules):
         if not rule.enabled:
             compiled.append(None)
@@ -320,31 +436,48 @@ def compile_rules(rules: Iterable[Rule]) -> RuleSet:
         default_mask = 0
         for name in rule.fields:
             default_mask |= FIELD_BITS[name]
+        builder.rule_terms = set()
         node = builder.node(rule.condition, rule, index, default_mask)
         if holds_without_terms(rule.condition):
             always.append(index)
+        else:
+            needed = node.needs()
+            if needed is None:  # e.g. `not not a`: any of its terms may make it true
+                needed = frozenset(builder.rule_terms)
+            for term_id in needed:
+                triggers[term_id].append(index)
+        sources = rule.sources
         compiled.append(
             CompiledRule(
                 rule,
                 node,
-                tuple(d.lower().removeprefix("www.") for d in rule.sources.allow_domains),
-                tuple(d.lower().removeprefix("www.") for d in rule.sources.deny_domains),
-                frozenset(rule.sources.allow_tags),
-                frozenset(rule.sources.deny_tags),
+                tuple(d.lower().removeprefix("www.") for d in sources.allow_domains),
+                tuple(d.lower().removeprefix("www.") for d in sources.deny_domains),
+                frozenset(sources.allow_tags),
+                frozenset(sources.deny_tags),
                 frozenset(language.lower() for language in rule.languages),
+                bool(
+                    rule.languages
+                    or sources.allow_domains
+                    or sources.deny_domains
+                    or sources.allow_tags
+                    or sources.deny_tags
+                ),
             )
         )
     terms = tuple(builder.term_ids)
+    trigger_index = {term_id: tuple(ids) for term_id, ids in triggers.items()}
+    case_stems = {
+        term_id: fold_keep_case(term.text.removesuffix("*")).replace(" ", "")
+        for term_id, term in enumerate(terms)
+        if term.kind == "phrase" and term.case_sensitive
+    }
     return RuleSet(
         rules,
         Index(
             terms=terms,
-            automata=_automata(terms, builder.term_fields),
-            case_stems={
-                term_id: fold_keep_case(term.text.removesuffix("*")).replace(" ", "")
-                for term_id, term in enumerate(terms)
-                if term.kind == "phrase" and term.case_sensitive
-            },
+            phrases=_phrase_indexes(terms, builder.term_fields, case_stems, trigger_index),
+            case_stems=case_stems,
             regex_fields=tuple(
                 index
                 for index in range(len(FIELDS))
@@ -361,13 +494,19 @@ def compile_rules(rules: Iterable[Rule]) -> RuleSet:
                 if term.kind == "regex"
             ),
             term_rules={term_id: tuple(sorted(ids)) for term_id, ids in builder.term_rules.items()},
+            triggers=trigger_index,
             always=tuple(always),
             rules=tuple(compiled),
         ),
     )
 
 
-def _automata(terms: tuple[Term, ...], term_fields: dict[int, int]) -> tuple[tuple[int, Any], ...]:
+def _phrase_indexes(
+    terms: tuple[Term, ...],
+    term_fields: Mapping[int, int],
+    case_stems: Mapping[int, str],
+    triggers: Mapping[int, tuple[int, ...]],
+) -> tuple[tuple[int, PhraseIndex], ...]:
     """One automaton per distinct set of phrase terms; fields with the same set share it."""
     by_field: dict[int, list[int]] = defaultdict(list)
     for term_id, term in enumerate(terms):
@@ -375,30 +514,57 @@ def _automata(terms: tuple[Term, ...], term_fields: dict[int, int]) -> tuple[tup
             for index, bit in enumerate(FIELD_MASKS):
                 if term_fields[term_id] & bit:
                     by_field[index].append(term_id)
-    built: dict[tuple[int, ...], Any] = {}
-    result = []
-    for index in sorted(by_field):
-        key = tuple(by_field[index])
-        if key not in built:
-            built[key] = _automaton(terms, key)
-        result.append((index, built[key]))
-    return tuple(result)
+    fields_of: dict[tuple[int, ...], list[int]] = defaultdict(list)
+    for index, term_ids in by_field.items():
+        fields_of[tuple(term_ids)].append(index)
+    built = {
+        term_ids: _phrase_index(terms, term_ids, fields, case_stems, triggers)
+        for term_ids, fields in fields_of.items()
+    }
+    return tuple((index, built[tuple(by_field[index])]) for index in sorted(by_field))
 
 
-def _automaton(terms: tuple[Term, ...], term_ids: tuple[int, ...]) -> Any:
-    strict: dict[str, list[int]] = defaultdict(list)
-    wild: dict[str, list[int]] = defaultdict(list)
+def _phrase_index(
+    terms: tuple[Term, ...],
+    term_ids: tuple[int, ...],
+    fields: list[int],
+    case_stems: Mapping[int, str],
+    triggers: Mapping[int, tuple[int, ...]],
+) -> PhraseIndex:
+    # Keys as padded in the automaton: " key " for whole words, " key" for prefixes.
+    spellings: dict[str, list[int]] = defaultdict(list)
     for term_id in term_ids:
-        term = terms[term_id]
-        target = wild if phrase_core(term.text)[1] else strict
-        for key in phrase_keys(term):
-            target[key].append(term_id)
+        wild = phrase_core(terms[term_id].text)[1]
+        for key in phrase_keys(terms[term_id]):
+            spellings[f" {key}" if wild else f" {key} "].append(term_id)
+    shared_rules: dict[tuple[int, ...], tuple[int, ...]] = {}
     automaton = ahocorasick.Automaton()
-    for key in strict.keys() | wild.keys():
-        automaton.add_word(key, (len(key), tuple(strict.get(key, ())), tuple(wild.get(key, ()))))
-    if len(automaton):
+    keys: list[Key] = []
+    term_keys: dict[int, list[int]] = defaultdict(list)
+    for spelling, spelled in spellings.items():
+        ids = tuple(spelled)
+        if ids not in shared_rules:
+            shared_rules[ids] = tuple(sorted({rule for t in ids for rule in triggers.get(t, ())}))
+        plain = [term_id for term_id in ids if term_id not in case_stems]
+        wild = not spelling.endswith(" ")
+        automaton.add_word(spelling, len(keys))
+        for term_id in ids:
+            term_keys[term_id].append(len(keys))
+        keys.append(
+            Key(
+                length=len(spelling) - (1 if wild else 2),
+                wild=wild,
+                terms=ids,
+                cased=tuple(term_id for term_id in ids if term_id in case_stems),
+                codes={index: tuple(field_code(t, index) for t in plain) for index in fields},
+                rules=shared_rules[ids],
+            )
+        )
+    if keys:
         automaton.make_automaton()
-    return automaton
+    return PhraseIndex(
+        automaton, tuple(keys), {term_id: tuple(ids) for term_id, ids in term_keys.items()}
+    )
 
 
 def _regex_set(terms: tuple[Term, ...]) -> Any:

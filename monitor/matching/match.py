@@ -1,17 +1,19 @@
-"""Match one article against a RuleSet: one automaton scan per field, then only the rules whose
-terms were hit. Pure: same ruleset and article, same matches.
+"""Match one article against a RuleSet: one automaton scan per field, then only the rules that
+a found term can make true. Pure: same ruleset and article, same matches.
+
+The scan first records which (term, field) pairs were found, as a set of integer codes that
+condition nodes test with `isdisjoint`. Positions are worked out only when they are needed:
+for NEAR/BEFORE and for the evidence of the rules that matched.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from typing import Any
 from urllib.parse import urlsplit
 
-from monitor.matching.compile import FIELD_MASKS, RuleSet
+from monitor.matching.compile import FIELD_MASKS, Index, PhraseIndex, RuleSet, field_code
 from monitor.matching.condition import FIELDS
 from monitor.matching.rule import Term
-from monitor.matching.text import FoldedText, fold, fold_keep_case, fold_with_offsets
+from monitor.matching.text import FoldedField, fold_keep_case
 from monitor.model import Article, Match, TermHit
 
 # (field index, folded start, folded end, original start or -1, original end)
@@ -46,69 +48,223 @@ def field_texts(article: Article) -> tuple[str, ...]:
     )
 
 
+class _FieldScan:
+    """The automaton hits in one field: (end in the padded text, key index), in text order."""
+
+    __slots__ = ("_by_key", "folded", "found", "phrases")
+
+    def __init__(self, folded: FoldedField, phrases: PhraseIndex, found: list[tuple[int, int]]):
+        self.folded = folded
+        self.phrases = phrases
+        self.found = found
+        self._by_key: dict[int, list[int]] | None = None
+
+    def ends(self, key: int) -> list[int]:
+        if self._by_key is None:
+            self._by_key = {}
+            for end, found_key in self.found:
+                self._by_key.setdefault(found_key, []).append(end)
+        return self._by_key.get(key, [])
+
+    def hit(self, field: int, key: int, end: int) -> Hit:
+        """The hit of `key` ending at padded index `end`, in folded coordinates."""
+        entry = self.phrases.keys[key]
+        if entry.wild:
+            start = end - entry.length
+            stop = self.folded.folded.find(" ", end)
+            return (field, start, len(self.folded.folded) if stop < 0 else stop, -1, -1)
+        return (field, end - entry.length - 1, end - 1, -1, -1)
+
+
 class Scan:
-    """Hits found in one article; condition nodes read `masks` and `hits`."""
+    """What one article contains: `present` codes, and hits per term worked out on demand."""
 
-    __slots__ = ("_mapped", "hits", "masks", "texts")
+    __slots__ = ("_cased", "_fields", "_folded", "_hits", "_regex", "index", "present", "texts")
 
-    def __init__(self, texts: tuple[str, ...]) -> None:
+    def __init__(self, index: Index, texts: tuple[str, ...]) -> None:
+        self.index = index
         self.texts = texts
-        self.hits: dict[int, list[Hit]] = {}
-        self.masks: dict[int, int] = {}  # term id -> bits of the fields it was found in
-        self._mapped: dict[int, FoldedText] = {}
+        self.present: set[int] = set()  # field_code(term, field) of every term found
+        self._fields: dict[int, _FieldScan] = {}
+        self._folded: dict[int, FoldedField] = {}
+        self._cased: dict[tuple[int, int], set[int]] = {}  # (term, field) -> ends that passed
+        self._regex: dict[int, list[Hit]] = {}
+        self._hits: dict[int, list[Hit]] = {}
 
-    def mapped(self, field: int) -> FoldedText:
-        """The field folded with its offset map, built on first use."""
-        if field not in self._mapped:
-            self._mapped[field] = fold_with_offsets(self.texts[field])
-        return self._mapped[field]
+    def folded(self, field: int) -> FoldedField:
+        """The field folded, with its offset map; built once."""
+        folded = self._folded.get(field)
+        if folded is None:
+            folded = self._folded[field] = FoldedField(self.texts[field])
+        return folded
 
-    def add(self, term: int, hit: Hit) -> None:
-        found = self.hits.setdefault(term, [])
-        if len(found) < MAX_HITS_PER_TERM:
-            found.append(hit)
-            self.masks[term] = self.masks.get(term, 0) | FIELD_MASKS[hit[0]]
+    def scan_phrases(self, field: int, phrases: PhraseIndex) -> set[int]:
+        """Run the automaton over one field; return the indices of the keys found."""
+        folded = self.folded(field)
+        found = list(phrases.automaton.iter(folded.padded))
+        if not found:
+            return set()
+        scan = self._fields[field] = _FieldScan(folded, phrases, found)
+        keys = {key for _, key in found}
+        present = self.present
+        for key in keys:
+            entry = phrases.keys[key]
+            present.update(entry.codes[field])
+            if entry.cased:
+                for end in scan.ends(key):
+                    hit = scan.hit(field, key, end)
+                    for term in entry.cased:
+                        if self._case_matches(hit, self.index.case_stems[term]):
+                            self._cased.setdefault((term, field), set()).add(end)
+                            present.add(field_code(term, field))
+        return keys
+
+    def _case_matches(self, hit: Hit, stem: str) -> bool:
+        """A case-sensitive term: the original text must show the stem in the case written."""
+        first, last = self.folded(hit[0]).span(hit[1], hit[2])
+        return fold_keep_case(self.texts[hit[0]][first:last]).replace(" ", "").startswith(stem)
+
+    def scan_regexes(self, field: int) -> set[int]:
+        """Run the RE2 set over one field's original text; return the terms found."""
+        index = self.index
+        text = self.texts[field]
+        found = set()
+        for position in index.regex_set.Match(text) or ():
+            term, pattern = index.regex_terms[position]
+            folded = None
+            for count, match in enumerate(pattern.finditer(text)):
+                if count >= MAX_REGEX_MATCHES:
+                    break
+                first, last = match.span()
+                if last == first:
+                    continue
+                folded = folded or self.folded(field)
+                start = min(folded.first_at_or_after(first), max(len(folded.folded) - 1, 0))
+                end = max(folded.first_at_or_after(last), start + 1)
+                self._regex.setdefault(term, []).append((field, start, end, first, last))
+                self.present.add(field_code(term, field))
+                found.add(term)
+        return found
+
+    def term_hits(self, term: int) -> list[Hit]:
+        """Where `term` was found: the first MAX_HITS_PER_TERM hits, in field and text order."""
+        hits = self._hits.get(term)
+        if hits is not None:
+            return hits
+        if term in self._regex:
+            hits = self._regex[term][:MAX_HITS_PER_TERM]
+        else:
+            hits = []
+            for field, scan in self._fields.items():
+                keys = scan.phrases.term_keys.get(term)
+                if keys is None or field_code(term, field) not in self.present:
+                    continue
+                passed = self._cased.get((term, field))
+                ends = sorted(
+                    end for key in keys for end in scan.ends(key) if passed is None or end in passed
+                )
+                hits.extend(scan.hit(field, _key_at(scan, keys, end), end) for end in ends)
+                if len(hits) >= MAX_HITS_PER_TERM:
+                    break
+            del hits[MAX_HITS_PER_TERM:]
+        self._hits[term] = hits
+        return hits
+
+    @property
+    def hits(self) -> dict[int, list[Hit]]:
+        """Every term found with its hits, in the order the terms were first found."""
+        order: dict[int, None] = {}
+        for field, scan in self._fields.items():
+            keys = scan.phrases.keys
+            found = sorted(
+                scan.found,
+                key=lambda item: (
+                    _key_end(keys[item[1]].wild, item[0]),
+                    -keys[item[1]].length,
+                    keys[item[1]].wild,
+                ),
+            )
+            for end, key in found:
+                for term in keys[key].terms:
+                    passed = self._cased.get((term, field))
+                    if term not in self.index.case_stems or (passed and end in passed):
+                        order[term] = None
+        order.update(dict.fromkeys(self._regex))
+        return {term: self.term_hits(term) for term in order}
+
+    @property
+    def masks(self) -> dict[int, int]:
+        """Term id -> bits of the fields it was found in."""
+        masks: dict[int, int] = {}
+        for code in self.present:
+            term = code >> 3
+            masks[term] = masks.get(term, 0) | FIELD_MASKS[code & 7]
+        return masks
 
     def words(self, hit: Hit) -> tuple[int, int]:
         """Index of the first and the last word of a hit."""
-        folded = self.mapped(hit[0]).folded
-        return folded.count(" ", 0, hit[1]), folded.count(" ", 0, hit[2] - 1)
+        folded = self.folded(hit[0])
+        return folded.word_index(hit[1]), folded.word_index(hit[2] - 1)
 
     def original(self, hit: Hit) -> tuple[int, int]:
         if hit[3] >= 0:
             return hit[3], hit[4]
-        return self.mapped(hit[0]).span(hit[1], hit[2])
+        return self.folded(hit[0]).span(hit[1], hit[2])
+
+
+def _key_end(wild: bool, end: int) -> int:
+    """Where a key ends in the folded text, without its trailing boundary space."""
+    return end - 1 if wild else end - 2
+
+
+def _key_at(scan: _FieldScan, keys: tuple[int, ...], end: int) -> int:
+    # The key of `keys` found ending at `end` (one term matches once per position).
+    if len(keys) == 1:
+        return keys[0]
+    return next(key for key in keys if end in scan.ends(key))
+
+
+def _scan(ruleset: RuleSet, texts: tuple[str, ...]) -> tuple[Scan, set[int]]:
+    """Find every term of `ruleset` in the fields; also return the rules worth evaluating."""
+    index = ruleset.index
+    scan = Scan(index, texts)
+    candidates = set(index.always)
+    for field, phrases in index.phrases:
+        if texts[field]:
+            keys = phrases.keys
+            for key in scan.scan_phrases(field, phrases):
+                candidates.update(keys[key].rules)
+    if index.regex_set is not None:
+        triggers = index.triggers
+        for field in index.regex_fields:
+            if texts[field]:
+                for term in scan.scan_regexes(field):
+                    candidates.update(triggers.get(term, ()))
+    return scan, candidates
 
 
 def scan_article(ruleset: RuleSet, article: Article) -> Scan:
     """Find every term of `ruleset` in `article` (no condition evaluated yet)."""
-    index = ruleset.index
-    texts = field_texts(article)
-    scan = Scan(texts)
-    for field, automaton in index.automata:
-        if texts[field]:
-            _scan_phrases(scan, field, automaton, index.case_stems)
-    if index.regex_set is not None:
-        for field in index.regex_fields:
-            if texts[field]:
-                _scan_regexes(scan, field, index.regex_set, index.regex_terms)
-    return scan
+    return _scan(ruleset, field_texts(article))[0]
 
 
 def match_article(ruleset: RuleSet, article: Article) -> tuple[Match, ...]:
     """Every enabled rule of `ruleset` that matches `article`, in ruleset order, with evidence."""
     index = ruleset.index
-    scan = scan_article(ruleset, article)
-    candidates = set(index.always)
-    for term in scan.hits:
-        candidates.update(index.term_rules[term])
+    scan, candidates = _scan(ruleset, field_texts(article))
+    if not candidates:
+        return ()
     matches = []
+    present = scan.present
     domain = scan.texts[5]
+    explained: dict[tuple[int, Hit], TermHit] = {}
     for rule_index in sorted(candidates):
         compiled = index.rules[rule_index]
-        if compiled is None or not compiled.accepts(domain, article.feed_tags, article.language):
+        if compiled is None:
             continue
-        if compiled.node.holds(scan):
+        if compiled.filtered and not compiled.accepts(domain, article.feed_tags, article.language):
+            continue
+        if compiled.node.holds(present, scan):
             rule = compiled.rule
             evidence: list[tuple[int, Hit]] = []
             compiled.node.collect(scan, evidence)
@@ -118,74 +274,27 @@ def match_article(ruleset: RuleSet, article: Article) -> tuple[Match, ...]:
                     rule.title,
                     rule.severity,
                     rule.channel,
-                    _explain(scan, evidence, index.terms),
+                    _explain(scan, evidence, index.terms, explained),
                 )
             )
     return tuple(matches)
 
 
-def _scan_phrases(scan: Scan, field: int, automaton: Any, case_stems: dict[int, str]) -> None:
-    folded = fold(scan.texts[field])
-    length = len(folded)
-    for end, (key_length, strict, wild) in automaton.iter(folded):
-        start = end - key_length + 1
-        if start and folded[start - 1] != " ":
-            continue
-        after = end + 1
-        if strict and (after == length or folded[after] == " "):
-            for term in strict:
-                if term in case_stems and not _case_matches(
-                    scan, field, start, after, case_stems[term]
-                ):
-                    continue
-                scan.add(term, (field, start, after, -1, -1))
-        if wild:
-            word_end = folded.find(" ", after)
-            word_end = length if word_end < 0 else word_end
-            for term in wild:
-                if term in case_stems and not _case_matches(
-                    scan, field, start, word_end, case_stems[term]
-                ):
-                    continue
-                scan.add(term, (field, start, word_end, -1, -1))
-
-
-def _case_matches(scan: Scan, field: int, start: int, end: int, stem: str) -> bool:
-    """A case-sensitive term: the original text must show the stem in the case written."""
-    mapped = scan.mapped(field)
-    first, last = mapped.span(start, end)
-    return fold_keep_case(mapped.original[first:last]).replace(" ", "").startswith(stem)
-
-
-def _scan_regexes(
-    scan: Scan, field: int, regex_set: Any, regex_terms: tuple[tuple[int, Any], ...]
-) -> None:
-    text = scan.texts[field]
-    for position in regex_set.Match(text) or ():
-        term, pattern = regex_terms[position]
-        mapped = None
-        for count, found in enumerate(pattern.finditer(text)):
-            if count >= MAX_REGEX_MATCHES:
-                break
-            first, last = found.span()
-            if last == first:
-                continue
-            mapped = mapped or scan.mapped(field)
-            start = min(bisect_left(mapped.offsets, first), max(len(mapped.folded) - 1, 0))
-            end = max(bisect_left(mapped.offsets, last), start + 1)
-            scan.add(term, (field, start, end, first, last))
-
-
 def _explain(
-    scan: Scan, evidence: list[tuple[int, Hit]], terms: tuple[Term, ...]
+    scan: Scan,
+    evidence: list[tuple[int, Hit]],
+    terms: tuple[Term, ...],
+    explained: dict[tuple[int, Hit], TermHit],
 ) -> tuple[TermHit, ...]:
+    """The evidence as TermHits, one per term, field and place; shared between matches."""
     seen: dict[tuple[int, int, int], TermHit] = {}
-    for term_id, hit in sorted(evidence, key=lambda item: (item[1][0], item[1][1], item[0])):
-        first, last = scan.original(hit)
-        key = (term_id, hit[0], first)
-        if key not in seen:
+    for item in sorted(evidence, key=lambda item: (item[1][0], item[1][1], item[0])):
+        term_hit = explained.get(item)
+        if term_hit is None:
+            term_id, hit = item
+            first, last = scan.original(hit)
             term = terms[term_id]
-            seen[key] = TermHit(
+            term_hit = explained[item] = TermHit(
                 term=term.text,
                 field=FIELDS[hit[0]],
                 text=scan.texts[hit[0]][first:last],
@@ -193,4 +302,7 @@ def _explain(
                 end=last,
                 list_name=term.list_name,
             )
+        key = (item[0], item[1][0], term_hit.start)
+        if key not in seen:
+            seen[key] = term_hit
     return tuple(seen.values())

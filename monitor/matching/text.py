@@ -1,69 +1,104 @@
 """Text normalisation shared by terms and article fields, with a map back to the original text.
 
-Both sides go through the same fold: casefold, compatibility decomposition (NFKD), combining
-marks dropped (accents folded), and every run of non-alphanumeric characters (punctuation,
-hyphens, dashes, underscores, apostrophes, whitespace) collapsed to one space. Words are then
-runs of letters and digits separated by single spaces, so a word boundary is a space or an
-end of the text; this is Unicode-aware ("Nestlé" ends a word, "ice" in "police" does not).
+Both sides go through the same fold, character by character: casefold, compatibility
+decomposition (NFKD), combining marks dropped (accents folded), and every run of
+non-alphanumeric characters (punctuation, hyphens, dashes, underscores, apostrophes,
+whitespace) collapsed to one space. Words are then runs of letters and digits separated by
+single spaces, so a word boundary is a space or an end of the text; this is Unicode-aware
+("Nestlé" ends a word, "ice" in "police" does not).
 
-The whole-string path runs in C (str and re operations); the per-character path builds the
-offset map and is only taken for fields that had a hit.
+Speed: almost every character of real news folds to exactly one character ("É" -> "e", a
+curly quote -> " "). For such text the fold is a C-speed `str.translate` (after replacing the
+few distinct non-ASCII characters) and the offset map is the identity apart from collapsed space
+runs, so it is computed only when a hit has to be located in the original text. Text holding
+a character whose fold changes the length ("ß" -> "ss", "ﬁ", a lone combining mark, Hangul)
+takes the exact per-character path, `fold_with_offsets`. Per-character folds are computed on
+demand and cached: nothing scans Unicode at import time (parse workers import this module).
 """
 
 from __future__ import annotations
 
 import re
-import sys
 import unicodedata
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
 
-
-
-def _mark_class() -> str:
-    """A regex class of every combining mark, as ranges (a class of single chars is slow)."""
-    codes = [
-        code
-        for code in range(sys.maxunicode + 1)
-        if unicodedata.combining(chr(code)) or unicodedata.category(chr(code)) == "Mn"
-    ]
-    ranges: list[list[int]] = []
-    for code in codes:
-        if ranges and ranges[-1][1] == code - 1:
-            ranges[-1][1] = code
-        else:
-            ranges.append([code, code])
-    return "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
-
-
-_MARK_RE = re.compile(f"[{_mark_class()}]+")
-# Most accents are in U+0300-U+036F; the full class is slow, so only text with characters
-# beyond Latin (other than General Punctuation) pays for it.
-_LATIN_MARK_RE = re.compile("[\u0300-\u036f]+")
-_BEYOND_LATIN_RE = re.compile("[^\x00-\u02ff\u2000-\u206f]")
+# ASCII letters and digits fold to lower case, every other ASCII character to a space.
+_ASCII_FOLD = {code: chr(code).lower() if chr(code).isalnum() else " " for code in range(128)}
+_NON_ASCII_RE = re.compile(r"[^\x00-\x7f]")
+# ASCII characters that are neither letters, digits nor the space, once the text is lower case.
+_ASCII_SEPARATOR_RE = re.compile(r"[\x00-\x1f\x21-\x2f\x3a-\x40\x5b-\x60\x7b-\x7f]")
+_SPACE_RUN_RE = re.compile(" {2,}")
 _SEPARATORS_RE = re.compile(r"[\W_]+")
 
 
-def fold(text: str) -> str:
-    """Normalise ``text`` for matching; equal to the per-character fold in `FoldedText`."""
-    if text.isascii():
-        return _SEPARATORS_RE.sub(" ", text.lower())
-    return _SEPARATORS_RE.sub(" ", _drop_marks(unicodedata.normalize("NFKD", text.casefold())))
-
-
-def fold_keep_case(text: str) -> str:
-    """Like `fold` without casefolding, for case-sensitive terms."""
-    return _SEPARATORS_RE.sub(" ", _drop_marks(unicodedata.normalize("NFKD", text)))
-
-
-def _drop_marks(text: str) -> str:
-    text = _LATIN_MARK_RE.sub("", text)
-    return _MARK_RE.sub("", text) if _BEYOND_LATIN_RE.search(text) else text
+def _is_mark(char: str) -> bool:
+    return bool(unicodedata.combining(char)) or unicodedata.category(char) == "Mn"
 
 
 @lru_cache(maxsize=65536)
 def _fold_char(char: str) -> str:
-    return _MARK_RE.sub("", unicodedata.normalize("NFKD", char.casefold()))
+    """The fold of one character: casefolded, decomposed, without combining marks."""
+    decomposed = unicodedata.normalize("NFKD", char.casefold())
+    return "".join(piece for piece in decomposed if not _is_mark(piece))
+
+
+@lru_cache(maxsize=65536)
+def _fold_keep_case_char(char: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", char)
+    return "".join(piece for piece in decomposed if not _is_mark(piece))
+
+
+@lru_cache(maxsize=65536)
+def _single_fold(char: str) -> str | None:
+    """The one character a non-ASCII `char` folds to (a space for punctuation), or None.
+
+    None means the fold changes the length of the text (an expansion such as "ß" -> "ss", or
+    a mark that disappears) or gives a character that would fold or lower-case again (so
+    replacing characters one after the other could differ from folding all at once): such text
+    takes the per-character path.
+    """
+    pieces = _fold_char(char)
+    if not pieces:
+        return None
+    if not any(piece.isalnum() for piece in pieces):
+        return " "
+    if len(pieces) == 1 and pieces.lower() == pieces and _fold_char(pieces) == pieces:
+        return pieces
+    return None
+
+
+def _fold_same_length(text: str) -> str | None:
+    """Fold every character to exactly one character (spaces not collapsed), or None.
+
+    The result has the length of `text` and position i comes from text[i].
+    """
+    if text.isascii():
+        return text.translate(_ASCII_FOLD)
+    for char in set(_NON_ASCII_RE.findall(text)):
+        single = _single_fold(char)
+        if single is None:
+            return None
+        if single != char:
+            text = text.replace(char, single)
+    if text.isascii():
+        return text.translate(_ASCII_FOLD)
+    # Only folded letters and digits are left beyond ASCII, and lower() keeps them as they are.
+    return _ASCII_SEPARATOR_RE.sub(" ", text.lower())
+
+
+def fold(text: str) -> str:
+    """Normalise ``text`` for matching; equal to the per-character fold in `fold_with_offsets`."""
+    same_length = _fold_same_length(text)
+    if same_length is None:
+        return fold_with_offsets(text).folded
+    return _SPACE_RUN_RE.sub(" ", same_length)
+
+
+def fold_keep_case(text: str) -> str:
+    """Like `fold` without casefolding, for case-sensitive terms."""
+    return _SEPARATORS_RE.sub(" ", "".join(_fold_keep_case_char(char) for char in text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +119,10 @@ class FoldedText:
 
 
 def fold_with_offsets(text: str) -> FoldedText:
-    """Fold ``text`` character by character, remembering where each folded character came from."""
+    """Fold ``text`` character by character, remembering where each folded character came from.
+
+    The reference fold: `fold` and `FoldedField` must agree with it on every text.
+    """
     chars: list[str] = []
     offsets: list[int] = []
     last_space = False
@@ -100,3 +138,77 @@ def fold_with_offsets(text: str) -> FoldedText:
                 offsets.append(index)
                 last_space = True
     return FoldedText(text, "".join(chars), tuple(offsets))
+
+
+class FoldedField:
+    """One article field folded for matching, with a lazily built map back to the original.
+
+    `folded` equals ``fold(original)``; `padded` is it with a space on each side, so the
+    automaton can demand word boundaries with spaces in its keys. The offset map is built on
+    the first call that needs it, which only happens for fields whose hits are explained.
+    """
+
+    __slots__ = (
+        "_offsets",
+        "_run_ends",
+        "_run_shifts",
+        "_same_length",
+        "folded",
+        "original",
+        "padded",
+    )
+
+    def __init__(self, original: str) -> None:
+        self.original = original
+        self._same_length = _fold_same_length(original)
+        self._offsets: tuple[int, ...] | None = None
+        self._run_ends: list[int] | None = None
+        self._run_shifts: list[int] = []
+        if self._same_length is None:
+            reference = fold_with_offsets(original)
+            self.folded = reference.folded
+            self._offsets = reference.offsets
+        else:
+            self.folded = _SPACE_RUN_RE.sub(" ", self._same_length)
+        self.padded = f" {self.folded} "
+
+    def _collapsed_runs(self) -> list[int]:
+        """Folded positions just after each collapsed run of spaces (and the shifts there)."""
+        if self._run_ends is None:
+            assert self._same_length is not None
+            ends: list[int] = []
+            removed = 0
+            for run in _SPACE_RUN_RE.finditer(self._same_length):
+                removed += run.end() - run.start() - 1
+                ends.append(run.end() - removed)
+                self._run_shifts.append(removed)
+            self._run_ends = ends
+        return self._run_ends
+
+    def offset(self, position: int) -> int:
+        """Index in `original` of the character that gave folded[position]."""
+        if self._offsets is not None:
+            return self._offsets[position]
+        run = bisect_right(self._collapsed_runs(), position)
+        return position + self._run_shifts[run - 1] if run else position
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """Map a folded [start, end) range back to the original text, as [start, end)."""
+        return self.offset(start), self.offset(end - 1) + 1
+
+    def first_at_or_after(self, original_index: int) -> int:
+        """The first folded position whose original index is >= `original_index`."""
+        if self._offsets is not None:
+            return bisect_left(self._offsets, original_index)
+        low, high = 0, len(self.folded)
+        while low < high:
+            middle = (low + high) // 2
+            if self.offset(middle) < original_index:
+                low = middle + 1
+            else:
+                high = middle
+        return low
+
+    def word_index(self, position: int) -> int:
+        """Index of the word that contains folded ``position`` (words are space-separated)."""
+        return self.folded.count(" ", 0, position)

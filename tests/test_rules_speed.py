@@ -1,0 +1,150 @@
+"""The fast paths of the engine agree with the slow, obvious ones.
+
+- `fold` and `FoldedField` (translate tables, collapsed space runs, lazy offsets) against the
+  per-character reference `fold_with_offsets`, on every kind of character.
+- Evaluating only the rules a found term can trigger against evaluating every rule.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import subprocess
+import sys
+from bisect import bisect_left
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from monitor.matching import load_rules, match_article
+from monitor.matching.match import _scan, field_texts
+from monitor.matching.text import FoldedField, fold, fold_with_offsets
+from monitor.model import Article
+
+NOW = datetime(2024, 5, 1, tzinfo=UTC)
+
+TRICKY = [
+    "",
+    " ",
+    "...",
+    "plain ascii, text",
+    "  leading and trailing  ",
+    "Nestlé\u2019s  café \u2014 ÉCOLE",
+    "\u201cQuoted\u201d \u2018words\u2019 \u2026 end",
+    "ﬁ ß İstanbul",  # expansions: the per-character path
+    "e\u0301 combining",  # a mark that disappears
+    "日本語 text",
+    "ΣΊΣΥΦΟΣ σοφός",  # final sigma: lower() and casefold() differ
+    "\u13a0 Cherokee \uab70",  # casefold gives upper case here
+    "Москва, Россия — новости",
+    "한국어 뉴스",  # Hangul expands under NFKD
+    "\U0001d400\U0001d41a bold math",  # folds to upper-case ASCII
+    "tab\tnew\nline_under-score",
+    "½ ™ ① \u210c",
+]
+
+
+def _agrees(text: str) -> None:
+    reference = fold_with_offsets(text)
+    field = FoldedField(text)
+    assert fold(text) == reference.folded == field.folded
+    assert field.padded == f" {reference.folded} "
+    assert [field.offset(i) for i in range(len(reference.folded))] == list(reference.offsets)
+    for index in range(len(text) + 1):
+        assert field.first_at_or_after(index) == bisect_left(reference.offsets, index)
+
+
+@pytest.mark.parametrize("text", TRICKY)
+def test_fast_fold_and_offsets_equal_the_reference(text: str) -> None:
+    _agrees(text)
+
+
+def test_every_character_folds_like_the_reference() -> None:
+    # Every code point in context, sampled with a stride so the test stays fast.
+    chars = [chr(code) for code in range(0x110000) if not 0xD800 <= code <= 0xDFFF]
+    for start in range(0, len(chars), 997):
+        _agrees("Ab, " + "".join(chars[start : start + 40]) + "  x-Y.")
+
+
+def test_random_mixes_fold_like_the_reference() -> None:
+    rng = random.Random(7)
+    pool = list("aZ9 ,.-_é\u2019\u201cßﬁİΣ\u03c3日\u0301Ж\uab70\t")
+    for _ in range(3000):
+        _agrees("".join(rng.choices(pool, k=rng.randint(0, 14))))
+
+
+def test_importing_text_builds_no_unicode_table() -> None:
+    # Parse workers import the engine at start; the old module scanned all of Unicode (~0.5 s).
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import monitor.matching.text"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.endswith("monitor.matching.text")]
+    own_microseconds = max(int(line.split("|")[0].split(":")[1]) for line in lines)
+    assert own_microseconds < 50_000, lines
+
+
+LISTS = """\
+lists:
+  a: [alpha, apple]
+  b: [bravo, "beta max", bet*]
+  c: [charlie]
+  d: [delta]
+  e: [{phrase: ECHO, case_sensitive: true}]
+  f: [{regex: 'fox(?:trot)?'}]
+"""
+CONDITIONS = [
+    "a",
+    "a and b",
+    "a or b",
+    "a and not b",
+    "not a",
+    "not (not a)",
+    "not a or b",
+    "2 of (a, b, c)",
+    "3 of (a, b, c, d)",
+    "1 of (a, not b)",
+    "a NEAR/2 b",
+    "a BEFORE/3 c",
+    "all of a",
+    "title:a and summary:b",
+    "title:(a or e) and not summary:f",
+    '"gamma ray" or (e and f)',
+    "(a or b) and (c or d) and not e",
+]
+WORDS = ["alpha", "apples", "bravo", "beta-max", "betting", "charlie", "delta", "ECHO", "echo"]
+WORDS += ["foxtrot", "fox", "gamma rays", "the", "and", "of", "Alpha's", "x"]
+
+
+def test_trigger_index_finds_every_rule_that_holds(tmp_path: Path) -> None:
+    rules = "".join(
+        f"  - id: r{number}\n    title: R{number}\n    condition: '{condition}'\n"
+        for number, condition in enumerate(CONDITIONS)
+    )
+    (tmp_path / "r.yaml").write_text(LISTS + "rules:\n" + rules, encoding="utf-8")
+    load = load_rules(tmp_path / "r.yaml")
+    assert load.ok, [str(problem) for problem in load.problems]
+    ruleset = load.ruleset
+    rng = random.Random(11)
+    seen = set()
+    for number in itertools.count():
+        if number == 400:
+            break
+        title = " ".join(rng.choices(WORDS, k=rng.randint(0, 6)))
+        summary = " ".join(rng.choices(WORDS, k=rng.randint(0, 6)))
+        article = Article("f", f"e{number}", title, NOW, summary=summary)
+        scan, _ = _scan(ruleset, field_texts(article))
+        every = [
+            compiled.rule.id
+            for compiled in ruleset.index.rules
+            if compiled is not None and compiled.node.holds(scan.present, scan)
+        ]
+        assert [match.rule_id for match in match_article(ruleset, article)] == every
+        seen.update(every)
+    assert seen == {f"r{number}" for number in range(len(CONDITIONS))}
