@@ -1,19 +1,26 @@
 """Benchmark the rule engine: compile time, memory and articles/s at 10 to 10,000 rules.
 
-    python benchmarks/matching.py [--quick]
+    python benchmarks/matching.py [--quick] [--feeds FOLDER]
 
 Rules and articles are generated with a fixed seed from a news-like vocabulary: phrases,
 shared lists, and/or/not, "N of" and NEAR. Beside the engine it times a naive per-rule `re`
 loop (on a subset of articles, scaled; it checks list presence only, no NEAR) and a bare
 pyahocorasick scan of the same terms, in the same run. Prints the machine it ran on.
+
+Then the seeded pack (rules/) over real articles: the feed fixtures in --feeds (default
+/work/shared/data/feeds) parsed with the project's parser, as parsed and with summaries of
+1,600 characters of their own text (what the pipeline matches for long feeds). Skipped when
+the folder is missing.
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
+import dataclasses
+import itertools
 import random
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,11 +32,14 @@ import ahocorasick
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import itertools
+from _machine import describe_machine  # benchmarks/ is on sys.path when run as a script
 
+from monitor.feeds.parse import parse_feed
 from monitor.matching import compile_rules, load_rules, match_article
 from monitor.matching.text import fold
 from monitor.model import Article
+
+ROOT = Path(__file__).resolve().parent.parent
 
 SEED = 20240501
 ADJECTIVES = [
@@ -409,22 +419,77 @@ def bench(rule_count: int, articles: list[Article], baseline_subset: int) -> Non
     )
 
 
+def feed_articles(folder: Path) -> list[Article]:
+    """Every article the project's parser reads from the feed files in `folder`."""
+    articles: list[Article] = []
+    fetched = datetime(2024, 5, 1, tzinfo=UTC)
+    for path in sorted(folder.iterdir()):
+        if path.suffix == ".md" or not path.is_file():
+            continue
+        try:
+            parsed = parse_feed(path.read_bytes(), url=f"file:{path.name}", headers={},
+                                fetched_at=fetched)  # fmt: skip
+        except Exception:  # not a feed (HTML, garbage fixtures): skip it
+            continue
+        articles.extend(parsed.articles)
+    return articles
+
+
+def bench_pack(folder: Path, rounds: int) -> None:
+    """The seeded pack in rules/ over real articles, as the pipeline matches them."""
+    if not folder.is_dir():
+        print(f"seeded pack: skipped ({folder} not found)")
+        return
+    load = load_rules(ROOT / "rules")
+    assert load.ok, load.problems[:3]
+    parsed = feed_articles(folder)
+    long = [
+        dataclasses.replace(article, summary=(article.content or article.summary)[:1600])
+        for article in parsed
+        if len(article.content or article.summary) >= 1600
+    ]
+    for label, articles in (("as parsed", parsed), ("1,600-char summaries", long)):
+        matched = 0
+        started = time.perf_counter()
+        for _ in range(rounds):
+            for article in articles:
+                matched += len(match_article(load.ruleset, article))
+        seconds = time.perf_counter() - started
+        size = sum(len(a.title) + len(a.summary) for a in articles) * rounds
+        print(
+            f"seeded pack ({len(load.ruleset.rules)} rules) | {len(articles)} real articles"
+            f" {label}, ~{size // rounds // max(len(articles), 1)} chars of title+summary"
+            f" | {len(articles) * rounds / seconds:8.0f} articles/s"
+            f" {size / seconds / 1e6:5.1f} MB/s | {matched / rounds:.0f} matches in all"
+        )
+
+
+def text_import_ms() -> float:
+    """Own import time of monitor.matching.text in a fresh interpreter (parse workers pay it)."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import monitor.matching.text"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    lines = [line for line in result.stderr.splitlines() if line.endswith("monitor.matching.text")]
+    return max(int(line.split("|")[0].split(":")[1]) for line in lines) / 1000
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1,000 articles, up to 1,000 rules")
+    parser.add_argument("--feeds", type=Path, default=Path("/work/shared/data/feeds"))
     options = parser.parse_args()
     rng = random.Random(SEED)
     articles = make_articles(1000 if options.quick else 10_000, rng)
-    print(
-        f"machine: {platform.platform()} | {platform.processor() or platform.machine()} | "
-        f"Python {platform.python_version()}"
-    )
+    print(f"machine: {describe_machine()}")
+    print(f"import monitor.matching.text: {text_import_ms():.1f} ms (own time)")
     print(
         f"articles: {len(articles)}, ~{sum(len(a.content) for a in articles) // len(articles)}"
         " chars of content each; title, summary and content searched"
     )
     for count in (10, 100, 1000) if options.quick else (10, 100, 1000, 10_000):
         bench(count, articles, baseline_subset=50 if count >= 1000 else 200)
+    bench_pack(options.feeds, rounds=2 if options.quick else 10)
 
 
 if __name__ == "__main__":

@@ -94,17 +94,18 @@ class _Node:
         raise NotImplementedError
 
 
-TermCodes = tuple[int, frozenset[int]]  # a term and its codes in the fields searched
+TermCodes = tuple[int, frozenset[int], int]  # a term, its codes in the fields searched, the mask
 
 
 class _AnyOf(_Node):
-    __slots__ = ("codes", "each", "mask", "terms")
+    """True when a term is found in one of its fields; `or` of such leaves merges into one."""
+
+    __slots__ = ("codes", "each", "terms")
 
     def __init__(
-        self, terms: frozenset[int], mask: int, codes: frozenset[int], each: tuple[TermCodes, ...]
+        self, terms: frozenset[int], codes: frozenset[int], each: tuple[TermCodes, ...]
     ) -> None:
         self.terms = terms
-        self.mask = mask
         self.codes = codes  # every (term, field) code that makes the node true
         self.each = each
 
@@ -112,17 +113,15 @@ class _AnyOf(_Node):
         return not self.codes.isdisjoint(present)
 
     def collect(self, scan: Scan, out: list[tuple[int, Hit]]) -> None:
-        _collect(self.each, self.mask, scan, out)
+        _collect(self.each, scan, out)
 
     def needs(self) -> frozenset[int] | None:
         return self.terms
 
 
-def _collect(
-    each: tuple[TermCodes, ...], mask: int, scan: Scan, out: list[tuple[int, Hit]]
-) -> None:
+def _collect(each: tuple[TermCodes, ...], scan: Scan, out: list[tuple[int, Hit]]) -> None:
     present = scan.present
-    for term, codes in each:
+    for term, codes, mask in each:
         if not codes.isdisjoint(present):
             for hit in scan.term_hits(term):
                 if FIELD_MASKS[hit[0]] & mask:
@@ -133,7 +132,7 @@ class _AllOf(_AnyOf):
     __slots__ = ()
 
     def holds(self, present: set[int], scan: Scan) -> bool:
-        for _, codes in self.each:  # noqa: SIM110 (a loop: all() over a generator is slower)
+        for _, codes, _ in self.each:  # noqa: SIM110 (a loop: all() over a generator is slower)
             if codes.isdisjoint(present):
                 return False
         return True
@@ -177,6 +176,22 @@ class _And(_Node):
     def needs(self) -> frozenset[int] | None:
         known = [needed for item in self.items if (needed := item.needs()) is not None]
         return min(known, key=len) if known else None
+
+
+class _AndOfLeaves(_And):
+    """`a and b and ...` over plain leaves, the commonest condition: no call per leaf."""
+
+    __slots__ = ("codes",)
+
+    def __init__(self, items: tuple[_AnyOf, ...]) -> None:
+        super().__init__(items)
+        self.codes = tuple(item.codes for item in items)
+
+    def holds(self, present: set[int], scan: Scan) -> bool:
+        for codes in self.codes:  # noqa: SIM110 (as above)
+            if codes.isdisjoint(present):
+                return False
+        return True
 
 
 class _Or(_And):
@@ -237,7 +252,7 @@ class _Near(_Node):
 
     def _hits(self, scan: Scan, side: _AnyOf) -> list[tuple[int, Hit]]:
         hits: list[tuple[int, Hit]] = []
-        _collect(side.each, self.mask, scan, hits)
+        _collect(side.each, scan, hits)
         return hits
 
     def _pairs(self, scan: Scan) -> Iterator[tuple[tuple[int, Hit], tuple[int, Hit]]]:
@@ -313,7 +328,7 @@ class Key:
     wild: bool  # a prefix: the hit runs to the end of the word
     terms: tuple[int, ...]  # every term spelled this way, in term order
     cased: tuple[int, ...]  # the case-sensitive ones: each hit is checked in the original text
-    codes: Mapping[int, tuple[int, ...]]  # field index -> codes of the terms without case check
+    plain: tuple[int, ...]  # the others: found wherever the key is found
     rules: tuple[int, ...]  # rules that a hit on this key makes worth evaluating
 
 
@@ -384,23 +399,33 @@ class _Builder:
             each = []
             for term in sorted(terms):
                 if (term, mask) not in self.term_codes:
-                    self.term_codes[term, mask] = (term, _codes((term,), mask))
+                    self.term_codes[term, mask] = (term, _codes((term,), mask), mask)
                 each.append(self.term_codes[term, mask])
             self.leaves[key] = (_codes(terms, mask), tuple(each))
-        return _AnyOf(terms, mask, *self.leaves[key])
+        return _AnyOf(terms, *self.leaves[key])
 
     def node(self, node: Condition, rule: Rule, rule_index: int, default_mask: int) -> _Node:
         match node:
             case Terms():
                 ids, mask = self._leaf(node, rule, rule_index, default_mask)
                 leaf = self.leaf(ids, mask)
-                return _AllOf(ids, mask, leaf.codes, leaf.each) if node.every else leaf
+                return _AllOf(ids, leaf.codes, leaf.each) if node.every else leaf
             case Not(item):
                 return _Not(self.node(item, rule, rule_index, default_mask))
             case And(items):
-                return _And(tuple(self.node(i, rule, rule_index, default_mask) for i in items))
+                children = tuple(self.node(i, rule, rule_index, default_mask) for i in items)
+                leaves = tuple(child for child in children if type(child) is _AnyOf)
+                return _AndOfLeaves(leaves) if len(leaves) == len(children) else _And(children)
             case Or(items):
-                return _Or(tuple(self.node(i, rule, rule_index, default_mask) for i in items))
+                children = tuple(self.node(i, rule, rule_index, default_mask) for i in items)
+                leaves = tuple(child for child in children if type(child) is _AnyOf)
+                if len(leaves) < len(children):
+                    return _Or(children)
+                return _AnyOf(  # one leaf: any term of any of them, each in its own fields
+                    frozenset().union(*(leaf.terms for leaf in leaves)),
+                    frozenset().union(*(leaf.codes for leaf in leaves)),
+                    tuple(entry for leaf in leaves for entry in leaf.each),
+                )
             case AtLeast(count, items):
                 children = tuple(self.node(i, rule, rule_index, default_mask) for i in items)
                 return _AtLeast(count, children)
@@ -514,20 +539,16 @@ def _phrase_indexes(
             for index, bit in enumerate(FIELD_MASKS):
                 if term_fields[term_id] & bit:
                     by_field[index].append(term_id)
-    fields_of: dict[tuple[int, ...], list[int]] = defaultdict(list)
-    for index, term_ids in by_field.items():
-        fields_of[tuple(term_ids)].append(index)
-    built = {
-        term_ids: _phrase_index(terms, term_ids, fields, case_stems, triggers)
-        for term_ids, fields in fields_of.items()
-    }
+    built: dict[tuple[int, ...], PhraseIndex] = {}
+    for term_ids in by_field.values():
+        if tuple(term_ids) not in built:
+            built[tuple(term_ids)] = _phrase_index(terms, tuple(term_ids), case_stems, triggers)
     return tuple((index, built[tuple(by_field[index])]) for index in sorted(by_field))
 
 
 def _phrase_index(
     terms: tuple[Term, ...],
     term_ids: tuple[int, ...],
-    fields: list[int],
     case_stems: Mapping[int, str],
     triggers: Mapping[int, tuple[int, ...]],
 ) -> PhraseIndex:
@@ -545,7 +566,7 @@ def _phrase_index(
         ids = tuple(spelled)
         if ids not in shared_rules:
             shared_rules[ids] = tuple(sorted({rule for t in ids for rule in triggers.get(t, ())}))
-        plain = [term_id for term_id in ids if term_id not in case_stems]
+        cased = tuple(term_id for term_id in ids if term_id in case_stems)
         wild = not spelling.endswith(" ")
         automaton.add_word(spelling, len(keys))
         for term_id in ids:
@@ -555,8 +576,8 @@ def _phrase_index(
                 length=len(spelling) - (1 if wild else 2),
                 wild=wild,
                 terms=ids,
-                cased=tuple(term_id for term_id in ids if term_id in case_stems),
-                codes={index: tuple(field_code(t, index) for t in plain) for index in fields},
+                cased=cased,
+                plain=tuple(term_id for term_id in ids if term_id not in cased) if cased else ids,
                 rules=shared_rules[ids],
             )
         )

@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from monitor.matching.compile import FIELD_MASKS, Index, PhraseIndex, RuleSet, field_code
+from monitor.matching.compile import (
+    FIELD_CODE_BITS,
+    FIELD_MASKS,
+    Index,
+    PhraseIndex,
+    RuleSet,
+    field_code,
+)
 from monitor.matching.condition import FIELDS
 from monitor.matching.rule import Term
 from monitor.matching.text import FoldedField, fold_keep_case
@@ -51,13 +58,15 @@ def field_texts(article: Article) -> tuple[str, ...]:
 class _FieldScan:
     """The automaton hits in one field: (end in the padded text, key index), in text order."""
 
-    __slots__ = ("_by_key", "folded", "found", "phrases")
+    __slots__ = ("_by_key", "by_keys", "folded", "found", "phrases")
 
     def __init__(self, folded: FoldedField, phrases: PhraseIndex, found: list[tuple[int, int]]):
         self.folded = folded
         self.phrases = phrases
         self.found = found
         self._by_key: dict[int, list[int]] | None = None
+        # Hits per set of keys: the same phrase in lists of different names is several terms.
+        self.by_keys: dict[tuple[int, ...], list[Hit]] = {}
 
     def ends(self, key: int) -> list[int]:
         if self._by_key is None:
@@ -109,7 +118,7 @@ class Scan:
         present = self.present
         for key in keys:
             entry = phrases.keys[key]
-            present.update(entry.codes[field])
+            present.update([term << FIELD_CODE_BITS | field for term in entry.plain])
             if entry.cased:
                 for end in scan.ends(key):
                     hit = scan.hit(field, key, end)
@@ -160,10 +169,19 @@ class Scan:
                 if keys is None or field_code(term, field) not in self.present:
                     continue
                 passed = self._cased.get((term, field))
-                ends = sorted(
-                    end for key in keys for end in scan.ends(key) if passed is None or end in passed
-                )
-                hits.extend(scan.hit(field, _key_at(scan, keys, end), end) for end in ends)
+                if passed is None and keys in scan.by_keys:
+                    hits.extend(scan.by_keys[keys])
+                else:
+                    ends = sorted(
+                        end
+                        for key in keys
+                        for end in scan.ends(key)
+                        if passed is None or end in passed
+                    )
+                    found = [scan.hit(field, _key_at(scan, keys, end), end) for end in ends]
+                    if passed is None:
+                        scan.by_keys[keys] = found
+                    hits.extend(found)
                 if len(hits) >= MAX_HITS_PER_TERM:
                     break
             del hits[MAX_HITS_PER_TERM:]
@@ -197,8 +215,8 @@ class Scan:
         """Term id -> bits of the fields it was found in."""
         masks: dict[int, int] = {}
         for code in self.present:
-            term = code >> 3
-            masks[term] = masks.get(term, 0) | FIELD_MASKS[code & 7]
+            term = code >> FIELD_CODE_BITS
+            masks[term] = masks.get(term, 0) | FIELD_MASKS[code & ((1 << FIELD_CODE_BITS) - 1)]
         return masks
 
     def words(self, hit: Hit) -> tuple[int, int]:

@@ -29,7 +29,7 @@ _ASCII_FOLD = {code: chr(code).lower() if chr(code).isalnum() else " " for code 
 _NON_ASCII_RE = re.compile(r"[^\x00-\x7f]")
 # ASCII characters that are neither letters, digits nor the space, once the text is lower case.
 _ASCII_SEPARATOR_RE = re.compile(r"[\x00-\x1f\x21-\x2f\x3a-\x40\x5b-\x60\x7b-\x7f]")
-_SPACE_RUN_RE = re.compile(" {2,}")
+_SPACE_RUN_RE = re.compile("  +")  # faster than " {2,}" in CPython
 _SEPARATORS_RE = re.compile(r"[\W_]+")
 
 
