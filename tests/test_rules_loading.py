@@ -345,3 +345,16 @@ def test_missing_rules_folder(tmp_path: Path) -> None:
     assert [str(problem) for problem in load.problems] == [
         f"{tmp_path / 'nope'}:1:1: no such file or folder (set MONITOR_RULES to the rules folder)"
     ]
+
+
+def test_a_reload_reuses_files_that_did_not_change(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("rules:\n  - id: a\n    title: A\n    terms:\n      t: [x]\n")
+    (tmp_path / "b.yaml").write_text("rules:\n  - id: b\n    title: B\n    terms:\n      t: [y]\n")
+    first = load_rules(tmp_path)
+    (tmp_path / "b.yaml").write_text("rules:\n  - id: b\n    title: B2\n    terms:\n      t: [z]\n")
+    second = load_rules(tmp_path, previous=first)
+    a, b = str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml")
+    assert second.last_good[a] is first.last_good[a]
+    assert second.last_good[b] is not first.last_good[b]
+    assert [rule.title for rule in second.ruleset.rules] == ["A", "B2"]
+    assert second.files[a] == first.files[a] and second.files[b] != first.files[b]
