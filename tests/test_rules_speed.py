@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 import random
 import subprocess
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.matching import load_rules, match_article
+from monitor.matching import compile_rules, load_rules, match_article
 from monitor.matching.match import _scan, field_texts
 from monitor.matching.text import FoldedField, fold, fold_with_offsets
 from monitor.model import Article
@@ -148,3 +149,16 @@ def test_trigger_index_finds_every_rule_that_holds(tmp_path: Path) -> None:
         assert [match.rule_id for match in match_article(ruleset, article)] == every
         seen.update(every)
     assert seen == {f"r{number}" for number in range(len(CONDITIONS))}
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_compile_restores_the_garbage_collector_state(tmp_path: Path, enabled: bool) -> None:
+    (tmp_path / "r.yaml").write_text(LISTS + "rules:\n  - id: r\n    title: R\n    condition: a\n")
+    rules = load_rules(tmp_path / "r.yaml").ruleset.rules
+    was = gc.isenabled()
+    try:
+        gc.enable() if enabled else gc.disable()
+        assert compile_rules(rules).rules == rules
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable() if was else gc.disable()

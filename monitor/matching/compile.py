@@ -12,6 +12,7 @@ term, such as `not x` alone.
 
 from __future__ import annotations
 
+import gc
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -448,8 +449,22 @@ class _Builder:
 
 
 def compile_rules(rules: Iterable[Rule]) -> RuleSet:
-    """Compile validated rules (see load_rules) into a RuleSet."""
-    rules = tuple(rules)
+    """Compile validated rules (see load_rules) into a RuleSet.
+
+    The cyclic garbage collector is paused meanwhile: compiling allocates hundreds of
+    thousands of small objects, none of them garbage, and the collection passes that this
+    triggers took a third of the compile time at 10,000 rules.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _compile(tuple(rules))
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _compile(rules: tuple[Rule, ...]) -> RuleSet:
     builder = _Builder()
     compiled: list[CompiledRule | None] = []
     always: list[int] = []
