@@ -46,6 +46,23 @@ class AppContext:
 pass_app = click.make_pass_decorator(AppContext)
 
 
+class Duration(click.ParamType):  # type: ignore[type-arg]  # generic only in click >= 8.5
+    """A look-back such as 90m, 12h or 30d, as a timedelta."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: Any, ctx: click.Context | None) -> timedelta:
+        if isinstance(value, timedelta):
+            return value
+        try:
+            return timedelta(seconds=parse_duration(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+DURATION = Duration()
+
+
 def fail(message: str) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(1)
@@ -100,7 +117,7 @@ def run(app: AppContext) -> None:
             __version__,
             len(store.feeds()),
             len(service.rules.ruleset.rules),
-            mask_url(settings.database_url),
+            store.location,
             describe_sender(settings),
         )
         run_forever(service)
@@ -206,6 +223,7 @@ def rules_check(app: AppContext, path: Path | None) -> None:
     "--since",
     default="30d",
     show_default=True,
+    type=DURATION,
     help="Stored articles: how far back (90m, 12h, 30d).",
 )
 @click.option("--feed", "feed_url", help="Stored articles: only this feed URL.")
@@ -225,7 +243,7 @@ def rules_test(
     app: AppContext,
     source: str | None,
     rules_dir: Path | None,
-    since: str,
+    since: timedelta,
     feed_url: str | None,
     limit: int | None,
     changed: Path | None,
@@ -302,13 +320,9 @@ def report_problems(problems: Sequence[Any]) -> None:
         click.echo("warning: rules with errors are left out of this run", err=True)
 
 
-def stored_articles(settings: Settings, since: str, feed_url: str | None) -> list[Article]:
-    try:
-        window = timedelta(seconds=parse_duration(since))
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--since") from exc
+def stored_articles(settings: Settings, since: timedelta, feed_url: str | None) -> list[Article]:
     with open_store(settings, upgrade=False) as store:
-        return store.articles(since=datetime.now(UTC) - window, feed_url=feed_url)
+        return store.articles(since=datetime.now(UTC) - since, feed_url=feed_url)
 
 
 # ---------------------------------------------------------------- feeds, matches, db
@@ -355,16 +369,11 @@ def matches() -> None:
 
 @matches.command("list")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
-@click.option("--since", help="Only matches newer than this (90m, 12h, 30d).")
+@click.option("--since", type=DURATION, help="Only matches newer than this (90m, 12h, 30d).")
 @pass_app
-def matches_list(app: AppContext, limit: int, since: str | None) -> None:
+def matches_list(app: AppContext, limit: int, since: timedelta | None) -> None:
     """The newest matches, with rule, severity, delivery state and matched terms."""
-    cutoff = None
-    if since:
-        try:
-            cutoff = datetime.now(UTC) - timedelta(seconds=parse_duration(since))
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--since") from exc
+    cutoff = datetime.now(UTC) - since if since else None
     with open_store(app.settings) as store:
         rows = store.recent_matches(limit=limit, since=cutoff)
     if not rows:
@@ -391,7 +400,7 @@ def db() -> None:
 def db_upgrade(app: AppContext) -> None:
     """Create or migrate the database schema to the newest revision."""
     with open_store(app.settings) as store:
-        click.echo(f"{mask_url(app.settings.database_url)}: schema at revision {store.revision()}")
+        click.echo(f"{store.location}: schema at revision {store.revision()}")
 
 
 # ---------------------------------------------------------------- helpers
@@ -408,15 +417,6 @@ def open_store(settings: Settings, *, upgrade: bool = True) -> Iterator[Store]:
         yield store
     finally:
         store.close()
-
-
-def mask_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # an unparsable URL is reported by Store.open; don't fail on display
-        return url
 
 
 def format_time(moment: datetime | None) -> str:

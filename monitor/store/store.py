@@ -38,7 +38,7 @@ from sqlalchemy.exc import DBAPIError
 
 from monitor.errors import StoreError
 from monitor.model import Article, FeedSpec, Match, TermHit
-from monitor.store.engine import WRITE_OPTION, create_store_engine, parse_url, wrap_error
+from monitor.store.engine import WRITE_OPTION, create_store_engine, mask, parse_url, wrap_error
 from monitor.store.migrate import alembic_config
 from monitor.store.schema import (
     UTCDateTime,
@@ -179,6 +179,11 @@ class Store:
 
     def close(self) -> None:
         self._engine.dispose()
+
+    @property
+    def location(self) -> str:
+        """The database URL with its password masked, for messages and logs."""
+        return mask(self._url)
 
     @contextmanager
     def _transaction(self, *, write: bool = False) -> Iterator[Connection]:
