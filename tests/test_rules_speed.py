@@ -43,6 +43,9 @@ TRICKY = [
     "\U0001d400\U0001d41a bold math",  # folds to upper-case ASCII
     "tab\tnew\nline_under-score",
     "½ ™ ① \u210c",
+    "\ud800 lone \udfff surrogates \u201c",  # must survive the UTF-8 round trip
+    "ctrl\x00\x1f\x7f\x80\xa0end",
+    "a  ,  b   c    d     e" + " " * 9 + "f. . .g",  # runs of every length
 ]
 
 
