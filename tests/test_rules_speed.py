@@ -2,7 +2,8 @@
 
 - `fold` and `FoldedField` (translate tables, collapsed space runs, lazy offsets) against the
   per-character reference `fold_with_offsets`, on every kind of character.
-- Evaluating only the rules a found term can trigger against evaluating every rule.
+- Evaluating only the rules a found term can trigger (and whose further requirements have a
+  term found) against evaluating every rule.
 """
 
 from __future__ import annotations
@@ -121,6 +122,14 @@ CONDITIONS = [
     "title:(a or e) and not summary:f",
     '"gamma ray" or (e and f)',
     "(a or b) and (c or d) and not e",
+    # Shapes with several requirements (candidates are dropped before evaluation).
+    "2 of (a, not b, c)",
+    "2 of (a or b, c and d, f)",
+    "3 of (a, b, c, d, f)",
+    "(a and b) or (c and d)",
+    "all of b and c",
+    "a NEAR/4 b and not c",
+    "(a NEAR/3 c or d) and b",
 ]
 WORDS = ["alpha", "apples", "bravo", "beta-max", "betting", "charlie", "delta", "ECHO", "echo"]
 WORDS += ["foxtrot", "fox", "gamma rays", "the", "and", "of", "Alpha's", "x"]

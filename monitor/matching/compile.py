@@ -13,6 +13,7 @@ term, such as `not x` alone.
 from __future__ import annotations
 
 import gc
+import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
 FIELD_BITS = {name: 1 << index for index, name in enumerate(FIELDS)}
 FIELD_MASKS = tuple(1 << index for index in range(len(FIELDS)))
+MAX_REQUIREMENTS = 3  # requirements per rule checked before its condition
 FIELD_CODE_BITS = 3  # a (term, field) code is term << 3 | field index
 assert len(FIELDS) <= 1 << FIELD_CODE_BITS
 
@@ -94,6 +96,10 @@ class _Node:
     def needs(self) -> frozenset[int] | None:
         raise NotImplementedError
 
+    def requires(self) -> tuple[frozenset[int], ...]:
+        """Sets of terms each of which must have a term found for the node to hold."""
+        raise NotImplementedError
+
 
 TermCodes = tuple[int, frozenset[int], int]  # a term, its codes in the fields searched, the mask
 
@@ -119,6 +125,9 @@ class _AnyOf(_Node):
     def needs(self) -> frozenset[int] | None:
         return self.terms
 
+    def requires(self) -> tuple[frozenset[int], ...]:
+        return (self.terms,)
+
 
 def _collect(each: tuple[TermCodes, ...], scan: Scan, out: list[tuple[int, Hit]]) -> None:
     present = scan.present
@@ -141,6 +150,9 @@ class _AllOf(_AnyOf):
     def needs(self) -> frozenset[int] | None:
         return frozenset((min(self.terms),)) if self.terms else None
 
+    def requires(self) -> tuple[frozenset[int], ...]:
+        return tuple(frozenset((term,)) for term in sorted(self.terms))
+
 
 class _Not(_Node):
     __slots__ = ("item",)
@@ -156,6 +168,9 @@ class _Not(_Node):
 
     def needs(self) -> frozenset[int] | None:
         return None
+
+    def requires(self) -> tuple[frozenset[int], ...]:
+        return ()
 
 
 class _And(_Node):
@@ -177,6 +192,9 @@ class _And(_Node):
     def needs(self) -> frozenset[int] | None:
         known = [needed for item in self.items if (needed := item.needs()) is not None]
         return min(known, key=len) if known else None
+
+    def requires(self) -> tuple[frozenset[int], ...]:
+        return tuple(required for item in self.items for required in item.requires())
 
 
 class _AndOfLeaves(_And):
@@ -212,6 +230,13 @@ class _Or(_And):
     def needs(self) -> frozenset[int] | None:
         return _union_of_smallest([item.needs() for item in self.items], len(self.items))
 
+    def requires(self) -> tuple[frozenset[int], ...]:
+        # Whichever item holds, one of its requirements is met: every union that takes one
+        # requirement from each item is a requirement (the first few of them).
+        each = [item.requires()[:MAX_REQUIREMENTS] for item in self.items]
+        choices = itertools.islice(itertools.product(*each), MAX_REQUIREMENTS * 2)
+        return tuple(frozenset().union(*choice) for choice in choices)
+
 
 class _AtLeast(_Or):
     __slots__ = ("count",)
@@ -232,6 +257,17 @@ class _AtLeast(_Or):
         # With n items and at least `count` true, one of any n - count + 1 items is true.
         wanted = len(self.items) - self.count + 1
         return _union_of_smallest([item.needs() for item in self.items], wanted)
+
+    def requires(self) -> tuple[frozenset[int], ...]:
+        # One of any n - count + 1 items holds: the union of their needs is a requirement.
+        wanted = len(self.items) - self.count + 1
+        if wanted < 1:
+            return ()
+        if any(item.needs() is None for item in self.items):
+            return _Or.requires(self) if wanted == len(self.items) else ()
+        needs = [needed for item in self.items if (needed := item.needs()) is not None]
+        groups = itertools.islice(itertools.combinations(needs, wanted), MAX_REQUIREMENTS * 2)
+        return tuple(frozenset().union(*group) for group in groups)
 
 
 def _union_of_smallest(sets: list[frozenset[int] | None], wanted: int) -> frozenset[int] | None:
@@ -282,6 +318,9 @@ class _Near(_Node):
 
     def needs(self) -> frozenset[int] | None:
         return min(self.left.terms, self.right.terms, key=len)
+
+    def requires(self) -> tuple[frozenset[int], ...]:
+        return (self.left.terms, self.right.terms)
 
 
 def _codes(terms: Iterable[int], mask: int) -> frozenset[int]:
@@ -354,6 +393,9 @@ class Index:
     regex_terms: tuple[tuple[int, Any], ...]  # set index -> (term id, compiled pattern)
     term_rules: Mapping[int, tuple[int, ...]]  # term id -> every enabled rule using it
     triggers: Mapping[int, tuple[int, ...]]  # term id -> rules to evaluate when it is found
+    # Further requirements, to drop candidates before evaluating them: at level k, term id ->
+    # the rules whose k-th requirement holds it, and the rules that have a k-th requirement.
+    requirements: tuple[tuple[Mapping[int, tuple[int, ...]], frozenset[int]], ...]
     always: tuple[int, ...]  # rules whose condition holds without any term
     rules: tuple[CompiledRule | None, ...]  # None for disabled rules
 
@@ -469,6 +511,9 @@ def _compile(rules: tuple[Rule, ...]) -> RuleSet:
     compiled: list[CompiledRule | None] = []
     always: list[int] = []
     triggers: dict[int, list[int]] = defaultdict(list)
+    required: list[tuple[dict[int, list[int]], set[int]]] = [
+        (defaultdict(list), set()) for _ in range(MAX_REQUIREMENTS - 1)
+    ]
     for index, rule in enumerate(rules):
         if not rule.enabled:
             compiled.append(None)
@@ -481,11 +526,21 @@ def _compile(rules: tuple[Rule, ...]) -> RuleSet:
         if holds_without_terms(rule.condition):
             always.append(index)
         else:
-            needed = node.needs()
+            # The smallest requirement triggers the rule; the next ones filter candidates.
+            requires = sorted(
+                set(node.requires()), key=lambda terms: (len(terms), min(terms, default=0))
+            )
+            needed = requires[0] if requires else node.needs()
             if needed is None:  # e.g. `not not a`: any of its terms may make it true
                 needed = frozenset(builder.rule_terms)
             for term_id in needed:
                 triggers[term_id].append(index)
+            for (by_term, having), requirement in zip(
+                required, requires[1:MAX_REQUIREMENTS], strict=False
+            ):
+                having.add(index)
+                for term_id in requirement:
+                    by_term[term_id].append(index)
         sources = rule.sources
         compiled.append(
             CompiledRule(
@@ -535,6 +590,11 @@ def _compile(rules: tuple[Rule, ...]) -> RuleSet:
             ),
             term_rules={term_id: tuple(sorted(ids)) for term_id, ids in builder.term_rules.items()},
             triggers=trigger_index,
+            requirements=tuple(
+                ({term_id: tuple(ids) for term_id, ids in by_term.items()}, frozenset(having))
+                for by_term, having in required
+                if having
+            ),
             always=tuple(always),
             rules=tuple(compiled),
         ),

@@ -246,7 +246,7 @@ def _scan(ruleset: RuleSet, texts: tuple[str, ...]) -> tuple[Scan, set[int]]:
     """Find every term of `ruleset` in the fields; also return the rules worth evaluating."""
     index = ruleset.index
     scan = Scan(index, texts)
-    candidates = set(index.always)
+    candidates: set[int] = set()
     for field, phrases in index.phrases:
         if texts[field]:
             keys = phrases.keys
@@ -258,6 +258,19 @@ def _scan(ruleset: RuleSet, texts: tuple[str, ...]) -> tuple[Scan, set[int]]:
             if texts[field]:
                 for term in scan.scan_regexes(field):
                     candidates.update(triggers.get(term, ()))
+    if candidates and index.requirements:
+        # Drop the rules a further requirement of which has no term found (cheaper in sets).
+        found = {code >> FIELD_CODE_BITS for code in scan.present}
+        for by_term, having in index.requirements:
+            checked = candidates.intersection(having)
+            if checked:
+                passed: set[int] = set()
+                for term in found:
+                    rules = by_term.get(term)
+                    if rules is not None:
+                        passed.update(rules)
+                candidates.difference_update(checked.difference(passed))
+    candidates.update(index.always)
     return scan, candidates
 
 
