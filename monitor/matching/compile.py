@@ -37,12 +37,13 @@ from monitor.matching.rule import Rule, Term
 from monitor.matching.text import fold, fold_keep_case
 
 if TYPE_CHECKING:
-    from monitor.matching.match import Hit, Scan
+    from monitor.matching.match import Evidence, Hit, Scan
 
 FIELD_BITS = {name: 1 << index for index, name in enumerate(FIELDS)}
 FIELD_MASKS = tuple(1 << index for index in range(len(FIELDS)))
 MAX_REQUIREMENTS = 3  # requirements per rule checked before its condition
 FIELD_CODE_BITS = 3  # a (term, field) code is term << 3 | field index
+FIELD_CODE_MASK = (1 << FIELD_CODE_BITS) - 1
 assert len(FIELDS) <= 1 << FIELD_CODE_BITS
 
 
@@ -90,7 +91,7 @@ class _Node:
     def holds(self, present: set[int], scan: Scan) -> bool:
         raise NotImplementedError
 
-    def collect(self, scan: Scan, out: list[tuple[int, Hit]]) -> None:
+    def collect(self, scan: Scan, out: list[Evidence]) -> None:
         raise NotImplementedError
 
     def needs(self) -> frozenset[int] | None:
@@ -107,7 +108,7 @@ TermCodes = tuple[int, frozenset[int], int]  # a term, its codes in the fields s
 class _AnyOf(_Node):
     """True when a term is found in one of its fields; `or` of such leaves merges into one."""
 
-    __slots__ = ("codes", "each", "terms")
+    __slots__ = ("codes", "each", "mask", "terms")
 
     def __init__(
         self, terms: frozenset[int], codes: frozenset[int], each: tuple[TermCodes, ...]
@@ -115,12 +116,14 @@ class _AnyOf(_Node):
         self.terms = terms
         self.codes = codes  # every (term, field) code that makes the node true
         self.each = each
+        masks = {mask for _, _, mask in each}
+        self.mask = masks.pop() if len(masks) == 1 else 0  # the fields of every term, or 0
 
     def holds(self, present: set[int], scan: Scan) -> bool:
         return not self.codes.isdisjoint(present)
 
-    def collect(self, scan: Scan, out: list[tuple[int, Hit]]) -> None:
-        _collect(self.each, scan, out)
+    def collect(self, scan: Scan, out: list[Evidence]) -> None:
+        _collect(self, scan, out)
 
     def needs(self) -> frozenset[int] | None:
         return self.terms
@@ -129,13 +132,26 @@ class _AnyOf(_Node):
         return (self.terms,)
 
 
-def _collect(each: tuple[TermCodes, ...], scan: Scan, out: list[tuple[int, Hit]]) -> None:
-    present = scan.present
-    for term, codes, mask in each:
-        if not codes.isdisjoint(present):
-            for hit in scan.term_hits(term):
-                if FIELD_MASKS[hit[0]] & mask:
-                    out.append((term, hit))
+def _collect(leaf: _AnyOf, scan: Scan, out: list[Evidence]) -> None:
+    """The evidence of the terms of `leaf` in their fields (any order: explanations sort it)."""
+    masks = scan.found
+    for term in leaf.terms.intersection(masks):  # C speed; usually one term or none
+        mask = leaf.mask or next(mask for t, _, mask in leaf.each if t == term)
+        found = masks[term]
+        if found & mask == found:  # every field it was found in counts
+            out += scan.evidence(term)
+        elif found & mask:
+            out += [entry for entry in scan.evidence(term) if FIELD_MASKS[entry[0][0]] & mask]
+
+
+def _leaf_hits(leaf: _AnyOf, scan: Scan) -> list[tuple[int, Hit]]:
+    """The hits of the terms of `leaf` in their fields, as (term, hit)."""
+    hits: list[tuple[int, Hit]] = []
+    masks = scan.found
+    for term, _, mask in leaf.each:
+        if masks.get(term, 0) & mask:
+            hits += [(term, hit) for hit in scan.term_hits(term) if FIELD_MASKS[hit[0]] & mask]
+    return hits
 
 
 class _AllOf(_AnyOf):
@@ -163,7 +179,7 @@ class _Not(_Node):
     def holds(self, present: set[int], scan: Scan) -> bool:
         return not self.item.holds(present, scan)
 
-    def collect(self, scan: Scan, out: list[tuple[int, Hit]]) -> None:
+    def collect(self, scan: Scan, out: list[Evidence]) -> None:
         return  # absent terms explain nothing
 
     def needs(self) -> frozenset[int] | None:
@@ -185,7 +201,7 @@ class _And(_Node):
                 return False
         return True
 
-    def collect(self, scan: Scan, out: list[tuple[int, Hit]]) -> None:
+    def collect(self, scan: Scan, out: list[Evidence]) -> None:
         for item in self.items:
             item.collect(scan, out)
 
@@ -198,17 +214,33 @@ class _And(_Node):
 
 
 class _AndOfLeaves(_And):
-    """`a and b and ...` over plain leaves, the commonest condition: no call per leaf."""
+    """`a and b and not c ...` over plain leaves, the commonest condition: no call per leaf."""
 
-    __slots__ = ("codes",)
+    __slots__ = ("codes", "negated")
 
-    def __init__(self, items: tuple[_AnyOf, ...]) -> None:
+    def __init__(self, items: tuple[_Node, ...]) -> None:
         super().__init__(items)
-        self.codes = tuple(item.codes for item in items)
+        self.codes = tuple(item.codes for item in items if isinstance(item, _AnyOf))
+        self.negated = tuple(
+            item.item.codes
+            for item in items
+            if isinstance(item, _Not) and isinstance(item.item, _AnyOf)
+        )
+
+    @staticmethod
+    def accepts(children: tuple[_Node, ...]) -> bool:
+        """Whether `children` are all plain leaves or negated plain leaves."""
+        return all(
+            type(child) is _AnyOf or (type(child) is _Not and type(child.item) is _AnyOf)
+            for child in children
+        )
 
     def holds(self, present: set[int], scan: Scan) -> bool:
-        for codes in self.codes:  # noqa: SIM110 (as above)
+        for codes in self.codes:
             if codes.isdisjoint(present):
+                return False
+        for codes in self.negated:  # noqa: SIM110 (as above)
+            if not codes.isdisjoint(present):
                 return False
         return True
 
@@ -222,7 +254,7 @@ class _Or(_And):
                 return True
         return False
 
-    def collect(self, scan: Scan, out: list[tuple[int, Hit]]) -> None:
+    def collect(self, scan: Scan, out: list[Evidence]) -> None:
         for item in self.items:
             if item.holds(scan.present, scan):
                 item.collect(scan, out)
@@ -287,14 +319,9 @@ class _Near(_Node):
         self.distance = distance
         self.ordered = ordered
 
-    def _hits(self, scan: Scan, side: _AnyOf) -> list[tuple[int, Hit]]:
-        hits: list[tuple[int, Hit]] = []
-        _collect(side.each, scan, hits)
-        return hits
-
     def _pairs(self, scan: Scan) -> Iterator[tuple[tuple[int, Hit], tuple[int, Hit]]]:
-        lefts = self._hits(scan, self.left)
-        rights = self._hits(scan, self.right) if lefts else []
+        lefts = _leaf_hits(self.left, scan)
+        rights = _leaf_hits(self.right, scan) if lefts else []
         for left in lefts:
             left_first, left_last = scan.words(left[1])
             for right in rights:
@@ -312,9 +339,9 @@ class _Near(_Node):
             return False
         return next(self._pairs(scan), None) is not None
 
-    def collect(self, scan: Scan, out: list[tuple[int, Hit]]) -> None:
+    def collect(self, scan: Scan, out: list[Evidence]) -> None:
         for left, right in self._pairs(scan):
-            out.extend((left, right))
+            out += (scan.entry(*left), scan.entry(*right))
 
     def needs(self) -> frozenset[int] | None:
         return min(self.left.terms, self.right.terms, key=len)
@@ -369,7 +396,10 @@ class Key:
     terms: tuple[int, ...]  # every term spelled this way, in term order
     cased: tuple[int, ...]  # the case-sensitive ones: each hit is checked in the original text
     plain: tuple[int, ...]  # the others: found wherever the key is found
-    rules: tuple[int, ...]  # rules that a hit on this key makes worth evaluating
+    # Rules that a hit on this key makes worth evaluating. Rule-id sets here and in the
+    # requirements are frozensets: set unions then copy stored hashes instead of reading
+    # each int object (cache misses at 10,000 rules).
+    rules: frozenset[int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,6 +409,10 @@ class PhraseIndex:
     automaton: Any
     keys: tuple[Key, ...]  # the automaton's values are indices into this tuple
     term_keys: Mapping[int, tuple[int, ...]]  # term id -> indices of its keys
+    # What the scan needs per key found, flat: no attribute lookups in its loop.
+    codes: Mapping[int, tuple[tuple[int, ...], ...]]  # field -> key -> codes of its plain terms
+    rules: tuple[frozenset[int], ...]  # key -> Key.rules
+    cased: frozenset[int]  # keys with case-sensitive terms
 
 
 @dataclass(frozen=True, slots=True)
@@ -395,7 +429,7 @@ class Index:
     triggers: Mapping[int, tuple[int, ...]]  # term id -> rules to evaluate when it is found
     # Further requirements, to drop candidates before evaluating them: at level k, term id ->
     # the rules whose k-th requirement holds it, and the rules that have a k-th requirement.
-    requirements: tuple[tuple[Mapping[int, tuple[int, ...]], frozenset[int]], ...]
+    requirements: tuple[tuple[Mapping[int, frozenset[int]], frozenset[int]], ...]
     always: tuple[int, ...]  # rules whose condition holds without any term
     rules: tuple[CompiledRule | None, ...]  # None for disabled rules
 
@@ -457,8 +491,7 @@ class _Builder:
                 return _Not(self.node(item, rule, rule_index, default_mask))
             case And(items):
                 children = tuple(self.node(i, rule, rule_index, default_mask) for i in items)
-                leaves = tuple(child for child in children if type(child) is _AnyOf)
-                return _AndOfLeaves(leaves) if len(leaves) == len(children) else _And(children)
+                return _AndOfLeaves(children) if _AndOfLeaves.accepts(children) else _And(children)
             case Or(items):
                 children = tuple(self.node(i, rule, rule_index, default_mask) for i in items)
                 leaves = tuple(child for child in children if type(child) is _AnyOf)
@@ -591,7 +624,7 @@ def _compile(rules: tuple[Rule, ...]) -> RuleSet:
             term_rules={term_id: tuple(sorted(ids)) for term_id, ids in builder.term_rules.items()},
             triggers=trigger_index,
             requirements=tuple(
-                ({term_id: tuple(ids) for term_id, ids in by_term.items()}, frozenset(having))
+                ({term_id: frozenset(ids) for term_id, ids in by_term.items()}, frozenset(having))
                 for by_term, having in required
                 if having
             ),
@@ -614,16 +647,20 @@ def _phrase_indexes(
             for index, bit in enumerate(FIELD_MASKS):
                 if term_fields[term_id] & bit:
                     by_field[index].append(term_id)
-    built: dict[tuple[int, ...], PhraseIndex] = {}
-    for term_ids in by_field.values():
-        if tuple(term_ids) not in built:
-            built[tuple(term_ids)] = _phrase_index(terms, tuple(term_ids), case_stems, triggers)
+    sharing: dict[tuple[int, ...], list[int]] = defaultdict(list)
+    for index in sorted(by_field):
+        sharing[tuple(by_field[index])].append(index)
+    built = {
+        term_ids: _phrase_index(terms, term_ids, fields, case_stems, triggers)
+        for term_ids, fields in sharing.items()
+    }
     return tuple((index, built[tuple(by_field[index])]) for index in sorted(by_field))
 
 
 def _phrase_index(
     terms: tuple[Term, ...],
     term_ids: tuple[int, ...],
+    fields: list[int],
     case_stems: Mapping[int, str],
     triggers: Mapping[int, tuple[int, ...]],
 ) -> PhraseIndex:
@@ -633,14 +670,14 @@ def _phrase_index(
         wild = phrase_core(terms[term_id].text)[1]
         for key in phrase_keys(terms[term_id]):
             spellings[f" {key}" if wild else f" {key} "].append(term_id)
-    shared_rules: dict[tuple[int, ...], tuple[int, ...]] = {}
+    shared_rules: dict[tuple[int, ...], frozenset[int]] = {}
     automaton = ahocorasick.Automaton()
     keys: list[Key] = []
     term_keys: dict[int, list[int]] = defaultdict(list)
     for spelling, spelled in spellings.items():
         ids = tuple(spelled)
         if ids not in shared_rules:
-            shared_rules[ids] = tuple(sorted({rule for t in ids for rule in triggers.get(t, ())}))
+            shared_rules[ids] = frozenset(rule for t in ids for rule in triggers.get(t, ()))
         cased = tuple(term_id for term_id in ids if term_id in case_stems)
         wild = not spelling.endswith(" ")
         automaton.add_word(spelling, len(keys))
@@ -659,7 +696,15 @@ def _phrase_index(
     if keys:
         automaton.make_automaton()
     return PhraseIndex(
-        automaton, tuple(keys), {term_id: tuple(ids) for term_id, ids in term_keys.items()}
+        automaton,
+        tuple(keys),
+        {term_id: tuple(ids) for term_id, ids in term_keys.items()},
+        {
+            index: tuple(tuple(field_code(term, index) for term in key.plain) for key in keys)
+            for index in fields
+        },
+        tuple(key.rules for key in keys),
+        frozenset(number for number, key in enumerate(keys) if key.cased),
     )
 
 

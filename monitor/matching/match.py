@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from monitor.matching.compile import (
     FIELD_CODE_BITS,
+    FIELD_CODE_MASK,
     FIELD_MASKS,
     Index,
     PhraseIndex,
@@ -19,12 +20,13 @@ from monitor.matching.compile import (
     field_code,
 )
 from monitor.matching.condition import FIELDS
-from monitor.matching.rule import Term
 from monitor.matching.text import FoldedField, fold_keep_case
 from monitor.model import Article, Match, TermHit
 
 # (field index, folded start, folded end, original start or -1, original end)
 Hit = tuple[int, int, int, int, int]
+# A TermHit with its place in an explanation: ((field index, folded start, term id), hit)
+Evidence = tuple[tuple[int, int, int], TermHit]
 
 MAX_HITS_PER_TERM = 100  # per article; bounds NEAR pairs on repetitive text
 MAX_REGEX_MATCHES = 100  # per term and field
@@ -58,15 +60,14 @@ def field_texts(article: Article) -> tuple[str, ...]:
 class _FieldScan:
     """The automaton hits in one field: (end in the padded text, key index), in text order."""
 
-    __slots__ = ("_by_key", "by_keys", "folded", "found", "phrases")
+    __slots__ = ("_by_key", "_by_term", "folded", "found", "phrases")
 
     def __init__(self, folded: FoldedField, phrases: PhraseIndex, found: list[tuple[int, int]]):
         self.folded = folded
         self.phrases = phrases
         self.found = found
         self._by_key: dict[int, list[int]] | None = None
-        # Hits per set of keys: the same phrase in lists of different names is several terms.
-        self.by_keys: dict[tuple[int, ...], list[Hit]] = {}
+        self._by_term: dict[int, list[tuple[int, int]]] | None = None
 
     def ends(self, key: int) -> list[int]:
         if self._by_key is None:
@@ -74,6 +75,16 @@ class _FieldScan:
             for end, found_key in self.found:
                 self._by_key.setdefault(found_key, []).append(end)
         return self._by_key.get(key, [])
+
+    def term_found(self, term: int) -> list[tuple[int, int]]:
+        """(end, key) of every automaton hit of `term`, in text order (one key per end)."""
+        if self._by_term is None:
+            self._by_term = {}
+            keys = self.phrases.keys
+            for item in self.found:
+                for term_id in keys[item[1]].terms:
+                    self._by_term.setdefault(term_id, []).append(item)
+        return self._by_term.get(term, [])
 
     def hit(self, field: int, key: int, end: int) -> Hit:
         """The hit of `key` ending at padded index `end`, in folded coordinates."""
@@ -88,7 +99,19 @@ class _FieldScan:
 class Scan:
     """What one article contains: `present` codes, and hits per term worked out on demand."""
 
-    __slots__ = ("_cased", "_fields", "_folded", "_hits", "_regex", "index", "present", "texts")
+    __slots__ = (
+        "_cased",
+        "_evidence",
+        "_explained",
+        "_fields",
+        "_folded",
+        "_hits",
+        "_regex",
+        "found",
+        "index",
+        "present",
+        "texts",
+    )
 
     def __init__(self, index: Index, texts: tuple[str, ...]) -> None:
         self.index = index
@@ -99,6 +122,9 @@ class Scan:
         self._cased: dict[tuple[int, int], set[int]] = {}  # (term, field) -> ends that passed
         self._regex: dict[int, list[Hit]] = {}
         self._hits: dict[int, list[Hit]] = {}
+        self.found: dict[int, int] = {}  # term -> bits of the fields it was found in
+        self._explained: dict[tuple[int, Hit], Evidence] = {}  # shared between matches
+        self._evidence: dict[int, list[Evidence]] = {}
 
     def folded(self, field: int) -> FoldedField:
         """The field folded, with its offset map; built once."""
@@ -107,26 +133,28 @@ class Scan:
             folded = self._folded[field] = FoldedField(self.texts[field])
         return folded
 
-    def scan_phrases(self, field: int, phrases: PhraseIndex) -> set[int]:
-        """Run the automaton over one field; return the indices of the keys found."""
+    def scan_phrases(self, field: int, phrases: PhraseIndex, candidates: set[int]) -> None:
+        """Run the automaton over one field; add the rules its keys trigger to `candidates`."""
         folded = self.folded(field)
         found = list(phrases.automaton.iter(folded.padded))
         if not found:
-            return set()
+            return
         scan = self._fields[field] = _FieldScan(folded, phrases, found)
         keys = {key for _, key in found}
         present = self.present
+        codes = phrases.codes[field]
+        rules = phrases.rules
         for key in keys:
-            entry = phrases.keys[key]
-            present.update([term << FIELD_CODE_BITS | field for term in entry.plain])
-            if entry.cased:
+            present.update(codes[key])
+            candidates.update(rules[key])
+        if phrases.cased and not phrases.cased.isdisjoint(keys):
+            for key in phrases.cased.intersection(keys):
                 for end in scan.ends(key):
                     hit = scan.hit(field, key, end)
-                    for term in entry.cased:
+                    for term in phrases.keys[key].cased:
                         if self._case_matches(hit, self.index.case_stems[term]):
                             self._cased.setdefault((term, field), set()).add(end)
                             present.add(field_code(term, field))
-        return keys
 
     def _case_matches(self, hit: Hit, stem: str) -> bool:
         """A case-sensitive term: the original text must show the stem in the case written."""
@@ -164,24 +192,16 @@ class Scan:
             hits = self._regex[term][:MAX_HITS_PER_TERM]
         else:
             hits = []
+            present = self.present
             for field, scan in self._fields.items():
-                keys = scan.phrases.term_keys.get(term)
-                if keys is None or field_code(term, field) not in self.present:
+                if field_code(term, field) not in present:
                     continue
+                found = scan.term_found(term)
                 passed = self._cased.get((term, field))
-                if passed is None and keys in scan.by_keys:
-                    hits.extend(scan.by_keys[keys])
-                else:
-                    ends = sorted(
-                        end
-                        for key in keys
-                        for end in scan.ends(key)
-                        if passed is None or end in passed
-                    )
-                    found = [scan.hit(field, _key_at(scan, keys, end), end) for end in ends]
-                    if passed is None:
-                        scan.by_keys[keys] = found
-                    hits.extend(found)
+                if passed is not None:
+                    found = [item for item in found if item[0] in passed]
+                hit = scan.hit
+                hits.extend([hit(field, key, end) for end, key in found])
                 if len(hits) >= MAX_HITS_PER_TERM:
                     break
             del hits[MAX_HITS_PER_TERM:]
@@ -210,14 +230,36 @@ class Scan:
         order.update(dict.fromkeys(self._regex))
         return {term: self.term_hits(term) for term in order}
 
-    @property
-    def masks(self) -> dict[int, int]:
-        """Term id -> bits of the fields it was found in."""
-        masks: dict[int, int] = {}
+    def find_fields(self) -> None:
+        """Fill `found` from `present` (once the scan is over)."""
+        found = self.found
         for code in self.present:
             term = code >> FIELD_CODE_BITS
-            masks[term] = masks.get(term, 0) | FIELD_MASKS[code & ((1 << FIELD_CODE_BITS) - 1)]
-        return masks
+            found[term] = found.get(term, 0) | FIELD_MASKS[code & FIELD_CODE_MASK]
+
+    def evidence(self, term: int) -> list[Evidence]:
+        """Every hit of `term` as evidence, in field and text order; built once per term."""
+        entries = self._evidence.get(term)
+        if entries is None:
+            entries = self._evidence[term] = [self.entry(term, hit) for hit in self.term_hits(term)]
+        return entries
+
+    def entry(self, term_id: int, hit: Hit) -> Evidence:
+        """One hit of a term as evidence, with its TermHit (offsets into the original text)."""
+        entry = self._explained.get((term_id, hit))
+        if entry is None:
+            first, last = self.original(hit)
+            term = self.index.terms[term_id]
+            term_hit = TermHit(
+                term=term.text,
+                field=FIELDS[hit[0]],
+                text=self.texts[hit[0]][first:last],
+                start=first,
+                end=last,
+                list_name=term.list_name,
+            )
+            entry = self._explained[term_id, hit] = ((hit[0], hit[1], term_id), term_hit)
+        return entry
 
     def words(self, hit: Hit) -> tuple[int, int]:
         """Index of the first and the last word of a hit."""
@@ -235,13 +277,6 @@ def _key_end(wild: bool, end: int) -> int:
     return end - 1 if wild else end - 2
 
 
-def _key_at(scan: _FieldScan, keys: tuple[int, ...], end: int) -> int:
-    # The key of `keys` found ending at `end` (one term matches once per position).
-    if len(keys) == 1:
-        return keys[0]
-    return next(key for key in keys if end in scan.ends(key))
-
-
 def _scan(ruleset: RuleSet, texts: tuple[str, ...]) -> tuple[Scan, set[int]]:
     """Find every term of `ruleset` in the fields; also return the rules worth evaluating."""
     index = ruleset.index
@@ -249,9 +284,7 @@ def _scan(ruleset: RuleSet, texts: tuple[str, ...]) -> tuple[Scan, set[int]]:
     candidates: set[int] = set()
     for field, phrases in index.phrases:
         if texts[field]:
-            keys = phrases.keys
-            for key in scan.scan_phrases(field, phrases):
-                candidates.update(keys[key].rules)
+            scan.scan_phrases(field, phrases, candidates)
     if index.regex_set is not None:
         triggers = index.triggers
         for field in index.regex_fields:
@@ -271,6 +304,8 @@ def _scan(ruleset: RuleSet, texts: tuple[str, ...]) -> tuple[Scan, set[int]]:
                         passed.update(rules)
                 candidates.difference_update(checked.difference(passed))
     candidates.update(index.always)
+    if candidates:
+        scan.find_fields()
     return scan, candidates
 
 
@@ -288,52 +323,38 @@ def match_article(ruleset: RuleSet, article: Article) -> tuple[Match, ...]:
     matches = []
     present = scan.present
     domain = scan.texts[5]
-    explained: dict[tuple[int, Hit], TermHit] = {}
+    rules = index.rules
     for rule_index in sorted(candidates):
-        compiled = index.rules[rule_index]
+        compiled = rules[rule_index]
         if compiled is None:
             continue
         if compiled.filtered and not compiled.accepts(domain, article.feed_tags, article.language):
             continue
-        if compiled.node.holds(present, scan):
+        node = compiled.node
+        if node.holds(present, scan):
             rule = compiled.rule
-            evidence: list[tuple[int, Hit]] = []
-            compiled.node.collect(scan, evidence)
+            evidence: list[Evidence] = []
+            node.collect(scan, evidence)
             matches.append(
-                Match(
-                    rule.id,
-                    rule.title,
-                    rule.severity,
-                    rule.channel,
-                    _explain(scan, evidence, index.terms, explained),
-                )
+                Match(rule.id, rule.title, rule.severity, rule.channel, _explain(evidence))
             )
     return tuple(matches)
 
 
-def _explain(
-    scan: Scan,
-    evidence: list[tuple[int, Hit]],
-    terms: tuple[Term, ...],
-    explained: dict[tuple[int, Hit], TermHit],
-) -> tuple[TermHit, ...]:
-    """The evidence as TermHits, one per term, field and place; shared between matches."""
-    seen: dict[tuple[int, int, int], TermHit] = {}
-    for item in sorted(evidence, key=lambda item: (item[1][0], item[1][1], item[0])):
-        term_hit = explained.get(item)
-        if term_hit is None:
-            term_id, hit = item
-            first, last = scan.original(hit)
-            term = terms[term_id]
-            term_hit = explained[item] = TermHit(
-                term=term.text,
-                field=FIELDS[hit[0]],
-                text=scan.texts[hit[0]][first:last],
-                start=first,
-                end=last,
-                list_name=term.list_name,
-            )
-        key = (item[0], item[1][0], term_hit.start)
+def _first(entry: Evidence) -> tuple[int, int, int]:
+    return entry[0]
+
+
+def _explain(evidence: list[Evidence]) -> tuple[TermHit, ...]:
+    """The evidence as TermHits in field and text order, one per term, field and place."""
+    if len(evidence) == 1:
+        return (evidence[0][1],)
+    evidence.sort(key=_first)
+    seen: set[tuple[int, int, int]] = set()
+    hits = []
+    for (field, _, term), term_hit in evidence:
+        key = (term, field, term_hit.start)
         if key not in seen:
-            seen[key] = term_hit
-    return tuple(seen.values())
+            seen.add(key)
+            hits.append(term_hit)
+    return tuple(hits)
