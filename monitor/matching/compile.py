@@ -431,6 +431,7 @@ class Index:
     # the rules whose k-th requirement holds it, and the rules that have a k-th requirement.
     requirements: tuple[tuple[Mapping[int, frozenset[int]], frozenset[int]], ...]
     always: tuple[int, ...]  # rules whose condition holds without any term
+    needs_domain: bool  # a term searched in `domain` or a domain filter: parse article links
     rules: tuple[CompiledRule | None, ...]  # None for disabled rules
 
 
@@ -629,6 +630,8 @@ def _compile(rules: tuple[Rule, ...]) -> RuleSet:
                 if having
             ),
             always=tuple(always),
+            needs_domain=any(mask & FIELD_BITS["domain"] for mask in builder.term_fields.values())
+            or any(rule.allow_domains or rule.deny_domains for rule in compiled if rule),
             rules=tuple(compiled),
         ),
     )

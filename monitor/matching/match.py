@@ -43,15 +43,19 @@ def article_domain(link: str | None) -> str:
     return host.lower().removeprefix("www.")
 
 
-def field_texts(article: Article) -> tuple[str, ...]:
-    """The text of each field, in FIELDS order; list fields are joined with ', '."""
+def field_texts(article: Article, *, domain: bool = True) -> tuple[str, ...]:
+    """The text of each field, in FIELDS order; list fields are joined with ', '.
+
+    Without `domain` the link is not parsed and the domain field is empty (for rule sets
+    that neither search nor filter on it).
+    """
     return (
         article.title,
         article.summary,
         article.content,
         ", ".join(article.authors),
         ", ".join(article.categories),
-        article_domain(article.link),
+        article_domain(article.link) if domain else "",
         article.feed_name,
         ", ".join(article.feed_tags),
     )
@@ -311,13 +315,13 @@ def _scan(ruleset: RuleSet, texts: tuple[str, ...]) -> tuple[Scan, set[int]]:
 
 def scan_article(ruleset: RuleSet, article: Article) -> Scan:
     """Find every term of `ruleset` in `article` (no condition evaluated yet)."""
-    return _scan(ruleset, field_texts(article))[0]
+    return _scan(ruleset, field_texts(article, domain=ruleset.index.needs_domain))[0]
 
 
 def match_article(ruleset: RuleSet, article: Article) -> tuple[Match, ...]:
     """Every enabled rule of `ruleset` that matches `article`, in ruleset order, with evidence."""
     index = ruleset.index
-    scan, candidates = _scan(ruleset, field_texts(article))
+    scan, candidates = _scan(ruleset, field_texts(article, domain=index.needs_domain))
     if not candidates:
         return ()
     matches = []
