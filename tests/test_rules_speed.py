@@ -4,6 +4,7 @@
   per-character reference `fold_with_offsets`, on every kind of character.
 - Evaluating only the rules a found term can trigger (and whose further requirements have a
   term found) against evaluating every rule.
+- Explanations built once per term and shared between rules against walking each condition.
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ from pathlib import Path
 import pytest
 
 from monitor.matching import compile_rules, load_rules, match_article
-from monitor.matching.match import _scan, field_texts
+from monitor.matching.compile import RuleSet
+from monitor.matching.condition import FIELDS, And, AtLeast, Condition, Not, Or, Terms
+from monitor.matching.match import Hit, Scan, _scan, field_texts
+from monitor.matching.rule import Rule, Term
 from monitor.matching.text import FoldedField, fold, fold_with_offsets
-from monitor.model import Article
+from monitor.model import Article, TermHit
 
 NOW = datetime(2024, 5, 1, tzinfo=UTC)
 
@@ -161,6 +165,70 @@ def test_trigger_index_finds_every_rule_that_holds(tmp_path: Path) -> None:
         assert [match.rule_id for match in match_article(ruleset, article)] == every
         seen.update(every)
     assert seen == {f"r{number}" for number in range(len(CONDITIONS))}
+
+
+def _reference_evidence(
+    condition: Condition, rule: Rule, ruleset: RuleSet, scan: Scan
+) -> tuple[bool, list[tuple[int, Hit]]]:
+    """Whether `condition` holds and its (term, hit) evidence, walking the condition itself."""
+    match condition:
+        case Terms():
+            fields = [condition.scope] if condition.scope else list(rule.fields)
+            terms = rule.lists[condition.name] if condition.name else (Term(str(condition.phrase)),)
+            ids = [ruleset.index.terms.index(term) for term in terms]
+            found = {
+                term: [hit for hit in scan.term_hits(term) if FIELDS[hit[0]] in fields]
+                for term in ids
+            }
+            holds = all(found.values()) if condition.every else any(found.values())
+            return holds, [(term, hit) for term in ids for hit in found[term]]
+        case Not(item):
+            return not _reference_evidence(item, rule, ruleset, scan)[0], []
+        case And(items) | Or(items) | AtLeast(_, items):
+            parts = [_reference_evidence(item, rule, ruleset, scan) for item in items]
+            count = sum(holds for holds, _ in parts)
+            if isinstance(condition, And):
+                holds = count == len(parts)
+            else:
+                holds = count >= (condition.count if isinstance(condition, AtLeast) else 1)
+            return holds, [item for ok, evidence in parts if ok for item in evidence]
+    raise AssertionError(f"no reference for {condition!r}")
+
+
+def test_evidence_equals_a_walk_of_the_condition(tmp_path: Path) -> None:
+    # Explanations are built per term, once per article, and shared between rules: they must
+    # be what walking each matched condition gives (all hits of the terms that made it true).
+    conditions = [condition for condition in CONDITIONS if "/" not in condition]  # no NEAR
+    conditions += ["a and (b or c)", "(a or title:b) and not d", 'a or b or "gamma ray"']
+    rules = "".join(
+        f"  - id: r{number}\n    title: R{number}\n    condition: '{condition}'\n"
+        f"    fields: [{'title, summary' if number % 3 else 'summary'}]\n"
+        for number, condition in enumerate(conditions)
+    )
+    (tmp_path / "r.yaml").write_text(LISTS + "rules:\n" + rules, encoding="utf-8")
+    ruleset = load_rules(tmp_path / "r.yaml").ruleset
+    by_id = {rule.id: rule for rule in ruleset.rules}
+    rng = random.Random(13)
+    explained = 0
+    for number in range(300):
+        title = " ".join(rng.choices(WORDS, k=rng.randint(0, 6)))
+        summary = " - ".join(rng.choices(WORDS, k=rng.randint(0, 12)))
+        article = Article("f", f"e{number}", title, NOW, summary=summary)
+        scan, _ = _scan(ruleset, field_texts(article))
+        for match in match_article(ruleset, article):
+            rule = by_id[match.rule_id]
+            holds, evidence = _reference_evidence(rule.condition, rule, ruleset, scan)
+            assert holds
+            expected: dict[tuple[int, int, int], TermHit] = {}
+            for term_id, hit in sorted(evidence, key=lambda item: (item[1][:2], item[0])):
+                first, last = scan.original(hit)
+                term = ruleset.index.terms[term_id]
+                text = scan.texts[hit[0]][first:last]
+                term_hit = TermHit(term.text, FIELDS[hit[0]], text, first, last, term.list_name)
+                expected.setdefault((term_id, hit[0], first), term_hit)
+            assert match.hits == tuple(expected.values()), (rule.condition, article)
+            explained += len(match.hits)
+    assert explained > 300
 
 
 @pytest.mark.parametrize("enabled", [True, False])

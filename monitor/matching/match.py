@@ -308,7 +308,7 @@ def _scan(ruleset: RuleSet, texts: tuple[str, ...]) -> tuple[Scan, set[int]]:
                         passed.update(rules)
                 candidates.difference_update(checked.difference(passed))
     candidates.update(index.always)
-    if candidates:
+    if scan.present:
         scan.find_fields()
     return scan, candidates
 
