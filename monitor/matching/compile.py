@@ -135,7 +135,7 @@ class _AnyOf(_Node):
 def _collect(leaf: _AnyOf, scan: Scan, out: list[Evidence]) -> None:
     """The evidence of the terms of `leaf` in their fields (any order: explanations sort it)."""
     masks = scan.found
-    for term in leaf.terms.intersection(masks):  # C speed; usually one term or none
+    for term in leaf.terms.intersection(scan.found_terms):  # C speed; usually one or none
         mask = leaf.mask or next(mask for t, _, mask in leaf.each if t == term)
         found = masks[term]
         if found & mask == found:  # every field it was found in counts

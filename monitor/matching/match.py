@@ -112,6 +112,7 @@ class Scan:
         "_hits",
         "_regex",
         "found",
+        "found_terms",
         "index",
         "present",
         "texts",
@@ -127,6 +128,7 @@ class Scan:
         self._regex: dict[int, list[Hit]] = {}
         self._hits: dict[int, list[Hit]] = {}
         self.found: dict[int, int] = {}  # term -> bits of the fields it was found in
+        self.found_terms: set[int] = set()  # its keys, as a set: for C-speed intersections
         self._explained: dict[tuple[int, Hit], Evidence] = {}  # shared between matches
         self._evidence: dict[int, list[Evidence]] = {}
 
@@ -240,6 +242,7 @@ class Scan:
         for code in self.present:
             term = code >> FIELD_CODE_BITS
             found[term] = found.get(term, 0) | FIELD_MASKS[code & FIELD_CODE_MASK]
+        self.found_terms = set(found)
 
     def evidence(self, term: int) -> list[Evidence]:
         """Every hit of `term` as evidence, in field and text order; built once per term."""
@@ -295,9 +298,11 @@ def _scan(ruleset: RuleSet, texts: tuple[str, ...]) -> tuple[Scan, set[int]]:
             if texts[field]:
                 for term in scan.scan_regexes(field):
                     candidates.update(triggers.get(term, ()))
+    if scan.present:
+        scan.find_fields()
     if candidates and index.requirements:
         # Drop the rules a further requirement of which has no term found (cheaper in sets).
-        found = {code >> FIELD_CODE_BITS for code in scan.present}
+        found = scan.found
         for by_term, having in index.requirements:
             checked = candidates.intersection(having)
             if checked:
@@ -308,8 +313,6 @@ def _scan(ruleset: RuleSet, texts: tuple[str, ...]) -> tuple[Scan, set[int]]:
                         passed.update(rules)
                 candidates.difference_update(checked.difference(passed))
     candidates.update(index.always)
-    if scan.present:
-        scan.find_fields()
     return scan, candidates
 
 
