@@ -322,12 +322,12 @@ class _Near(_Node):
     def _pairs(self, scan: Scan) -> Iterator[tuple[tuple[int, Hit], tuple[int, Hit]]]:
         lefts = _leaf_hits(self.left, scan)
         rights = _leaf_hits(self.right, scan) if lefts else []
+        right_words = [scan.words(right[1]) for right in rights]  # once per hit, not per pair
         for left in lefts:
             left_first, left_last = scan.words(left[1])
-            for right in rights:
+            for right, (right_first, right_last) in zip(rights, right_words, strict=True):
                 if left[1][0] != right[1][0]:
                     continue
-                right_first, right_last = scan.words(right[1])
                 gap = right_first - left_last - 1
                 if not self.ordered and gap < 0:
                     gap = left_first - right_last - 1
