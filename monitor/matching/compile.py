@@ -98,7 +98,7 @@ class _Node:
         raise NotImplementedError
 
     def requires(self) -> tuple[frozenset[int], ...]:
-        """Sets of terms each of which must have a term found for the node to hold."""
+        """Sets of (term, field) codes each of which must have one found for the node to hold."""
         raise NotImplementedError
 
 
@@ -126,10 +126,10 @@ class _AnyOf(_Node):
         _collect(self, scan, out)
 
     def needs(self) -> frozenset[int] | None:
-        return self.terms
+        return self.codes
 
     def requires(self) -> tuple[frozenset[int], ...]:
-        return (self.terms,)
+        return (self.codes,)
 
 
 def _collect(leaf: _AnyOf, scan: Scan, out: list[Evidence]) -> None:
@@ -164,10 +164,10 @@ class _AllOf(_AnyOf):
         return True
 
     def needs(self) -> frozenset[int] | None:
-        return frozenset((min(self.terms),)) if self.terms else None
+        return self.each[0][1] if self.each else None
 
     def requires(self) -> tuple[frozenset[int], ...]:
-        return tuple(frozenset((term,)) for term in sorted(self.terms))
+        return tuple(codes for _, codes, _ in self.each)
 
 
 class _Not(_Node):
@@ -344,18 +344,20 @@ class _Near(_Node):
             out += (scan.entry(*left), scan.entry(*right))
 
     def needs(self) -> frozenset[int] | None:
-        return min(self.left.terms, self.right.terms, key=len)
+        return min(self.left.codes, self.right.codes, key=len)
 
     def requires(self) -> tuple[frozenset[int], ...]:
-        return (self.left.terms, self.right.terms)
+        return (self.left.codes, self.right.codes)
 
 
-def _codes(terms: Iterable[int], mask: int) -> frozenset[int]:
+def _codes(terms: Iterable[int], mask: int, interned: dict[int, int]) -> frozenset[int]:
+    """The codes of `terms` in the fields of `mask`, as shared int objects (see _Builder)."""
     return frozenset(
-        field_code(term, index)
+        interned.setdefault(code, code)
         for term in terms
         for index, bit in enumerate(FIELD_MASKS)
         if mask & bit
+        for code in (field_code(term, index),)
     )
 
 
@@ -383,6 +385,9 @@ class CompiledRule:
         return not (self.deny_tags and not self.deny_tags.isdisjoint(tags))
 
 
+_NONE: frozenset[str] = frozenset()  # shared by the rules without a filter (216 bytes each)
+
+
 def _in_domains(domain: str, domains: tuple[str, ...]) -> bool:
     return any(domain == name or domain.endswith("." + name) for name in domains)
 
@@ -396,10 +401,6 @@ class Key:
     terms: tuple[int, ...]  # every term spelled this way, in term order
     cased: tuple[int, ...]  # the case-sensitive ones: each hit is checked in the original text
     plain: tuple[int, ...]  # the others: found wherever the key is found
-    # Rules that a hit on this key makes worth evaluating. Rule-id sets here and in the
-    # requirements are frozensets: set unions then copy stored hashes instead of reading
-    # each int object (cache misses at 10,000 rules).
-    rules: frozenset[int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -408,10 +409,10 @@ class PhraseIndex:
 
     automaton: Any
     keys: tuple[Key, ...]  # the automaton's values are indices into this tuple
-    term_keys: Mapping[int, tuple[int, ...]]  # term id -> indices of its keys
     # What the scan needs per key found, flat: no attribute lookups in its loop.
     codes: Mapping[int, tuple[tuple[int, ...], ...]]  # field -> key -> codes of its plain terms
-    rules: tuple[frozenset[int], ...]  # key -> Key.rules
+    # field -> key -> rules that a hit on the key in the field makes worth evaluating
+    rules: Mapping[int, tuple[tuple[int, ...], ...]]
     cased: frozenset[int]  # keys with case-sensitive terms
 
 
@@ -426,10 +427,10 @@ class Index:
     regex_set: Any  # re2.Set over every regex term, or None
     regex_terms: tuple[tuple[int, Any], ...]  # set index -> (term id, compiled pattern)
     term_rules: Mapping[int, tuple[int, ...]]  # term id -> every enabled rule using it
-    triggers: Mapping[int, tuple[int, ...]]  # term id -> rules to evaluate when it is found
-    # Further requirements, to drop candidates before evaluating them: at level k, term id ->
+    triggers: Mapping[int, tuple[int, ...]]  # (term, field) code -> rules to evaluate when found
+    # Further requirements, to drop candidates before evaluating them: at level k, a code ->
     # the rules whose k-th requirement holds it, and the rules that have a k-th requirement.
-    requirements: tuple[tuple[Mapping[int, frozenset[int]], frozenset[int]], ...]
+    requirements: tuple[tuple[Mapping[int, tuple[int, ...]], frozenset[int]], ...]
     always: tuple[int, ...]  # rules whose condition holds without any term
     needs_domain: bool  # a term searched in `domain` or a domain filter: parse article links
     rules: tuple[CompiledRule | None, ...]  # None for disabled rules
@@ -461,13 +462,15 @@ class _Builder:
         self.leaves: dict[tuple[frozenset[int], int], tuple[frozenset[int], tuple[TermCodes, ...]]]
         self.leaves = {}
         self.term_codes: dict[tuple[int, int], TermCodes] = {}
-        self.rule_terms: set[int] = set()  # the terms of the rule being compiled
+        self.rule_codes: set[int] = set()
+        # One int object per (term, field) code, however many sets hold it: codes are beyond
+        # the small-int cache, and a new object per set took 12 MB at 10,000 rules.
+        self.interned: dict[int, int] = {}  # the (term, field) codes of the rule being compiled
 
     def term(self, term: Term, mask: int, rule_index: int) -> int:
         term_id = self.term_ids.setdefault(term, len(self.term_ids))
         self.term_fields[term_id] |= mask
         self.term_rules[term_id].add(rule_index)
-        self.rule_terms.add(term_id)
         return term_id
 
     def leaf(self, terms: frozenset[int], mask: int) -> _AnyOf:
@@ -477,9 +480,11 @@ class _Builder:
             each = []
             for term in sorted(terms):
                 if (term, mask) not in self.term_codes:
-                    self.term_codes[term, mask] = (term, _codes((term,), mask), mask)
+                    codes = _codes((term,), mask, self.interned)
+                    self.term_codes[term, mask] = (term, codes, mask)
                 each.append(self.term_codes[term, mask])
-            self.leaves[key] = (_codes(terms, mask), tuple(each))
+            self.leaves[key] = (_codes(terms, mask, self.interned), tuple(each))
+        self.rule_codes.update(self.leaves[key][0])
         return _AnyOf(terms, *self.leaves[key])
 
     def node(self, node: Condition, rule: Rule, rule_index: int, default_mask: int) -> _Node:
@@ -555,26 +560,26 @@ def _compile(rules: tuple[Rule, ...]) -> RuleSet:
         default_mask = 0
         for name in rule.fields:
             default_mask |= FIELD_BITS[name]
-        builder.rule_terms = set()
+        builder.rule_codes = set()
         node = builder.node(rule.condition, rule, index, default_mask)
         if holds_without_terms(rule.condition):
             always.append(index)
         else:
             # The smallest requirement triggers the rule; the next ones filter candidates.
             requires = sorted(
-                set(node.requires()), key=lambda terms: (len(terms), min(terms, default=0))
+                set(node.requires()), key=lambda codes: (len(codes), min(codes, default=0))
             )
             needed = requires[0] if requires else node.needs()
             if needed is None:  # e.g. `not not a`: any of its terms may make it true
-                needed = frozenset(builder.rule_terms)
-            for term_id in needed:
-                triggers[term_id].append(index)
-            for (by_term, having), requirement in zip(
+                needed = frozenset(builder.rule_codes)
+            for code in needed:
+                triggers[code].append(index)
+            for (by_code, having), requirement in zip(
                 required, requires[1:MAX_REQUIREMENTS], strict=False
             ):
                 having.add(index)
-                for term_id in requirement:
-                    by_term[term_id].append(index)
+                for code in requirement:
+                    by_code[code].append(index)
         sources = rule.sources
         compiled.append(
             CompiledRule(
@@ -582,9 +587,11 @@ def _compile(rules: tuple[Rule, ...]) -> RuleSet:
                 node,
                 tuple(d.lower().removeprefix("www.") for d in sources.allow_domains),
                 tuple(d.lower().removeprefix("www.") for d in sources.deny_domains),
-                frozenset(sources.allow_tags),
-                frozenset(sources.deny_tags),
-                frozenset(language.lower() for language in rule.languages),
+                frozenset(sources.allow_tags) if sources.allow_tags else _NONE,
+                frozenset(sources.deny_tags) if sources.deny_tags else _NONE,
+                frozenset(language.lower() for language in rule.languages)
+                if rule.languages
+                else _NONE,
                 bool(
                     rule.languages
                     or sources.allow_domains
@@ -595,7 +602,7 @@ def _compile(rules: tuple[Rule, ...]) -> RuleSet:
             )
         )
     terms = tuple(builder.term_ids)
-    trigger_index = {term_id: tuple(ids) for term_id, ids in triggers.items()}
+    trigger_index = {code: tuple(ids) for code, ids in triggers.items()}
     case_stems = {
         term_id: fold_keep_case(term.text.removesuffix("*")).replace(" ", "")
         for term_id, term in enumerate(terms)
@@ -605,7 +612,9 @@ def _compile(rules: tuple[Rule, ...]) -> RuleSet:
         rules,
         Index(
             terms=terms,
-            phrases=_phrase_indexes(terms, builder.term_fields, case_stems, trigger_index),
+            phrases=_phrase_indexes(
+                terms, builder.term_fields, case_stems, trigger_index, builder.interned
+            ),
             case_stems=case_stems,
             regex_fields=tuple(
                 index
@@ -625,8 +634,8 @@ def _compile(rules: tuple[Rule, ...]) -> RuleSet:
             term_rules={term_id: tuple(sorted(ids)) for term_id, ids in builder.term_rules.items()},
             triggers=trigger_index,
             requirements=tuple(
-                ({term_id: frozenset(ids) for term_id, ids in by_term.items()}, frozenset(having))
-                for by_term, having in required
+                ({code: tuple(ids) for code, ids in by_code.items()}, frozenset(having))
+                for by_code, having in required
                 if having
             ),
             always=tuple(always),
@@ -642,6 +651,7 @@ def _phrase_indexes(
     term_fields: Mapping[int, int],
     case_stems: Mapping[int, str],
     triggers: Mapping[int, tuple[int, ...]],
+    interned: dict[int, int],
 ) -> tuple[tuple[int, PhraseIndex], ...]:
     """One automaton per distinct set of phrase terms; fields with the same set share it."""
     by_field: dict[int, list[int]] = defaultdict(list)
@@ -654,7 +664,7 @@ def _phrase_indexes(
     for index in sorted(by_field):
         sharing[tuple(by_field[index])].append(index)
     built = {
-        term_ids: _phrase_index(terms, term_ids, fields, case_stems, triggers)
+        term_ids: _phrase_index(terms, term_ids, fields, case_stems, triggers, interned)
         for term_ids, fields in sharing.items()
     }
     return tuple((index, built[tuple(by_field[index])]) for index in sorted(by_field))
@@ -666,6 +676,7 @@ def _phrase_index(
     fields: list[int],
     case_stems: Mapping[int, str],
     triggers: Mapping[int, tuple[int, ...]],
+    interned: dict[int, int],
 ) -> PhraseIndex:
     # Keys as padded in the automaton: " key " for whole words, " key" for prefixes.
     spellings: dict[str, list[int]] = defaultdict(list)
@@ -673,19 +684,13 @@ def _phrase_index(
         wild = phrase_core(terms[term_id].text)[1]
         for key in phrase_keys(terms[term_id]):
             spellings[f" {key}" if wild else f" {key} "].append(term_id)
-    shared_rules: dict[tuple[int, ...], frozenset[int]] = {}
     automaton = ahocorasick.Automaton()
     keys: list[Key] = []
-    term_keys: dict[int, list[int]] = defaultdict(list)
     for spelling, spelled in spellings.items():
         ids = tuple(spelled)
-        if ids not in shared_rules:
-            shared_rules[ids] = frozenset(rule for t in ids for rule in triggers.get(t, ()))
         cased = tuple(term_id for term_id in ids if term_id in case_stems)
         wild = not spelling.endswith(" ")
         automaton.add_word(spelling, len(keys))
-        for term_id in ids:
-            term_keys[term_id].append(len(keys))
         keys.append(
             Key(
                 length=len(spelling) - (1 if wild else 2),
@@ -693,7 +698,6 @@ def _phrase_index(
                 terms=ids,
                 cased=cased,
                 plain=tuple(term_id for term_id in ids if term_id not in cased) if cased else ids,
-                rules=shared_rules[ids],
             )
         )
     if keys:
@@ -701,14 +705,35 @@ def _phrase_index(
     return PhraseIndex(
         automaton,
         tuple(keys),
-        {term_id: tuple(ids) for term_id, ids in term_keys.items()},
         {
-            index: tuple(tuple(field_code(term, index) for term in key.plain) for key in keys)
+            index: tuple(
+                tuple(
+                    interned.get(code, code)
+                    for term in key.plain
+                    for code in (field_code(term, index),)
+                )
+                for key in keys
+            )
             for index in fields
         },
-        tuple(key.rules for key in keys),
+        {index: _key_rules(keys, index, triggers) for index in fields},
         frozenset(number for number, key in enumerate(keys) if key.cased),
     )
+
+
+def _key_rules(
+    keys: list[Key], field: int, triggers: Mapping[int, tuple[int, ...]]
+) -> tuple[tuple[int, ...], ...]:
+    """Per key, the rules a hit on it in `field` triggers (equal tuples shared)."""
+    shared: dict[tuple[int, ...], tuple[int, ...]] = {}
+    rules = []
+    for key in keys:
+        if key.terms not in shared:
+            shared[key.terms] = tuple(
+                sorted({rule for t in key.terms for rule in triggers.get(field_code(t, field), ())})
+            )
+        rules.append(shared[key.terms])
+    return tuple(rules)
 
 
 def _regex_set(terms: tuple[Term, ...]) -> Any:

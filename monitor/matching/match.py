@@ -149,7 +149,7 @@ class Scan:
         keys = {key for _, key in found}
         present = self.present
         codes = phrases.codes[field]
-        rules = phrases.rules
+        rules = phrases.rules[field]
         for key in keys:
             present.update(codes[key])
             candidates.update(rules[key])
@@ -297,18 +297,18 @@ def _scan(ruleset: RuleSet, texts: tuple[str, ...]) -> tuple[Scan, set[int]]:
         for field in index.regex_fields:
             if texts[field]:
                 for term in scan.scan_regexes(field):
-                    candidates.update(triggers.get(term, ()))
+                    candidates.update(triggers.get(field_code(term, field), ()))
     if scan.present:
         scan.find_fields()
     if candidates and index.requirements:
         # Drop the rules a further requirement of which has no term found (cheaper in sets).
-        found = scan.found
-        for by_term, having in index.requirements:
+        present = scan.present
+        for by_code, having in index.requirements:
             checked = candidates.intersection(having)
             if checked:
                 passed: set[int] = set()
-                for term in found:
-                    rules = by_term.get(term)
+                for code in present:
+                    rules = by_code.get(code)
                     if rules is not None:
                         passed.update(rules)
                 candidates.difference_update(checked.difference(passed))
