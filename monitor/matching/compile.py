@@ -371,6 +371,7 @@ class CompiledRule:
     deny_tags: frozenset[str]
     languages: frozenset[str]
     filtered: bool  # any source or language filter: `accepts` must be asked
+    head: tuple[str, str, str, str | None]  # the rule's id, title, severity, channel for Match
 
     def accepts(self, domain: str, tags: tuple[str, ...], language: str | None) -> bool:
         """Source and language filters, checked before the condition."""
@@ -599,6 +600,7 @@ def _compile(rules: tuple[Rule, ...]) -> RuleSet:
                     or sources.allow_tags
                     or sources.deny_tags
                 ),
+                (rule.id, rule.title, rule.severity, rule.channel),
             )
         )
     terms = tuple(builder.term_ids)

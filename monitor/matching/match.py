@@ -339,12 +339,9 @@ def match_article(ruleset: RuleSet, article: Article) -> tuple[Match, ...]:
             continue
         node = compiled.node
         if node.holds(present, scan):
-            rule = compiled.rule
             evidence: list[Evidence] = []
             node.collect(scan, evidence)
-            matches.append(
-                Match(rule.id, rule.title, rule.severity, rule.channel, _explain(evidence))
-            )
+            matches.append(Match(*compiled.head, _explain(evidence)))
     return tuple(matches)
 
 

@@ -8,9 +8,10 @@ single spaces, so a word boundary is a space or an end of the text; this is Unic
 ("Nestlé" ends a word, "ice" in "police" does not).
 
 Speed: almost every character of real news folds to exactly one character ("É" -> "e", a
-curly quote -> " "). For such text the fold is a C-speed `str.translate` (after replacing the
-few distinct non-ASCII characters) and the offset map is the identity apart from collapsed space
-runs, so it is computed only when a hit has to be located in the original text. Text holding
+curly quote -> " "). For such text the fold is a C-speed `bytes.translate` with a 256-byte
+table (after replacing the few distinct non-ASCII characters) and the offset map is the
+identity apart from collapsed space runs, so it is computed only when a hit has to be located
+in the original text. Text holding
 a character whose fold changes the length ("ß" -> "ss", "ﬁ", a lone combining mark, Hangul)
 takes the exact per-character path, `fold_with_offsets`. Per-character folds are computed on
 demand and cached: nothing scans Unicode at import time (parse workers import this module).
@@ -206,7 +207,8 @@ class FoldedField:
         """Index in `original` of the character that gave folded[position]."""
         if self._offsets is not None:
             return self._offsets[position]
-        run = bisect_right(self._collapsed_runs(), position)
+        ends = self._run_ends if self._run_ends is not None else self._collapsed_runs()
+        run = bisect_right(ends, position)
         return position + self._run_shifts[run - 1] if run else position
 
     def span(self, start: int, end: int) -> tuple[int, int]:
