@@ -1,13 +1,16 @@
 """Compile validated rules into one RuleSet: a multi-pattern automaton per group of fields, an
-RE2 set for regex terms, an index from terms to the rules they can trigger, and each condition
-as a small tree of nodes that tests a set of (term, field) codes.
+RE2 set for regex terms, an index from (term, field) codes to the rules they can trigger, and
+each condition as a small tree of nodes that tests a set of such codes.
 
 Matching cost then depends on the article's length and the number of hits, not on the number
 of rules. Automaton keys carry their word boundaries as spaces (" facial recognition "), so
-every automaton hit is already a whole-word hit. A rule is evaluated only when a term of its
-trigger was found: a set of terms one of which must be present for the condition to hold
-(for `a and b` the smaller of a and b), plus the few rules whose condition holds without any
-term, such as `not x` alone.
+every automaton hit is already a whole-word hit. A rule is evaluated only when a code of its
+trigger was found: a set of codes one of which must be present for the condition to hold
+(for `a and b` the smaller of a and b, in the fields each is searched in), and when its
+further requirements (for `a and b` the other operand) also have a code found; plus the few
+rules whose condition holds without any term, such as `not x` alone. At 10,000 rules this
+leaves about as many candidates as matches. Explanations are built only for rules that
+matched, from TermHits made once per term and article.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Match one article against a RuleSet: one automaton scan per field, then only the rules that
-a found term can make true. Pure: same ruleset and article, same matches.
+the (term, field) codes found can make true. Pure: same ruleset and article, same matches.
 
 The scan first records which (term, field) pairs were found, as a set of integer codes that
 condition nodes test with `isdisjoint`. Positions are worked out only when they are needed:
