@@ -14,23 +14,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from monitor.matching import RuleLoad, RuleSet, load_rules
+from monitor.matching.load import rule_files
 
 log = logging.getLogger(__name__)
 
-RULE_FILE_SUFFIXES = (".yaml", ".yml")
-
 
 def snapshot(path: Path) -> dict[str, str]:
-    """Digest of every rule and list file under ``path``: what a reload compares."""
-    files = (
-        [path]
-        if path.is_file()
-        else sorted(
-            file for file in path.rglob("*") if file.suffix in RULE_FILE_SUFFIXES and file.is_file()
-        )
-    )
+    """Digest of each rule and list file under ``path`` (or of one file), for reloads."""
     digests: dict[str, str] = {}
-    for file in files:
+    for file in rule_files(path) if path.exists() else []:
         try:
             digests[str(file)] = hashlib.sha256(file.read_bytes()).hexdigest()
         except OSError:
