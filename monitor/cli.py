@@ -21,7 +21,7 @@ import click
 
 from monitor import __version__
 from monitor.config import Settings, load_settings
-from monitor.errors import ConfigError, MonitorError
+from monitor.errors import ConfigError, MonitorError, RuleProblem
 from monitor.feeds.catalog import parse_duration
 from monitor.model import Article
 
@@ -253,6 +253,7 @@ def rules_test(
     """Dry run: match rules against articles; nothing is stored and nothing is sent."""
     from monitor import dryrun
     from monitor.matching import load_rules
+    from monitor.reader import match_articles
 
     settings = app.settings
     live = load_rules(rules_dir or settings.rules_dir)
@@ -268,7 +269,7 @@ def rules_test(
         diffs = dryrun.diff_rules(live.ruleset, candidate.ruleset, articles)
         dryrun.print_diff(diffs, output, len(articles))
         return
-    results = dryrun.match_all(live.ruleset, articles)
+    results = match_articles(live.ruleset, articles)
     if output == "json":
         for article, matches in results:
             click.echo(json.dumps(dryrun.result_json(article, matches), ensure_ascii=False))
@@ -313,7 +314,7 @@ def rules_schema() -> None:
     click.echo(json.dumps(rule_json_schema(), indent=2))
 
 
-def report_problems(problems: Sequence[Any]) -> None:
+def report_problems(problems: Sequence[RuleProblem]) -> None:
     for problem in problems:
         click.echo(str(problem), err=True)
     if any(problem.severity == "error" for problem in problems):

@@ -67,16 +67,16 @@ def _fetch_articles(url: str, settings: Settings) -> list[Article]:
     from monitor.feeds.fetch import Fetcher, FetchOptions, FetchRequest
     from monitor.feeds.parse import parse_feed
 
-    async def fetch() -> bytes | None:
+    async def fetch() -> bytes:
         async with Fetcher(FetchOptions.from_settings(settings)) as fetcher:
-            result = await fetcher.fetch(FetchRequest(url))
-            return result.body if result.body is not None else None
+            # No validators are sent, so the answer is never a bodiless 304.
+            return (await fetcher.fetch(FetchRequest(url))).body or b""
 
     try:
         body = asyncio.run(fetch())
     except FeedError as exc:
         raise InputError(str(exc)) from exc
-    parsed = parse_feed(body or b"", url=url, headers={}, fetched_at=datetime.now(UTC))
+    parsed = parse_feed(body, url=url, headers={}, fetched_at=datetime.now(UTC))
     return list(parsed.articles)
 
 
@@ -150,10 +150,6 @@ def _article_from_json(path: Path, number: int, item: dict[str, Any], now: datet
 
 def _digest_id(title: str, summary: str) -> str:
     return "sha256:" + hashlib.sha256(f"{title}\n{summary}".encode()).hexdigest()
-
-
-def match_all(rules: RuleSet, articles: Sequence[Article]) -> tuple[Result, ...]:
-    return match_articles(rules, articles)
 
 
 def result_json(article: Article, matches: Sequence[Match]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -129,7 +129,8 @@ class OutcomeWriter:
 
     async def run(self, function: Callable[..., T], *args: object) -> T:
         """Any other store call, on the same thread as the writes."""
-        return await _in_thread(self._thread, function, *args)
+        call = partial(function, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._thread, call)
 
     async def _flush(self) -> None:
         while self._waiting:
@@ -321,7 +322,3 @@ def deliver_pending(
             store.mark_delivered(delivery.id, clock(), reference)
             sent += 1
     return DeliveryReport(sent=sent, retrying=retrying, failed=failed, errors=tuple(errors))
-
-
-async def _in_thread(executor: Executor, function: Callable[..., T], *args: object) -> T:
-    return await asyncio.get_running_loop().run_in_executor(executor, partial(function, *args))

@@ -92,16 +92,15 @@ class Service:
             self._reader = ArticleReader(rules, self.settings.parse_workers)
         return self._reader
 
-    def sync_feeds(self) -> bool:
+    def sync_feeds(self) -> None:
         """Read the feeds file again if it changed; a broken edit keeps the feeds as they were."""
         files = snapshot(self.settings.feeds_file)
         if files == self._feeds_snapshot:
-            return False
+            return
         feeds = load_feeds(self.settings.feeds_file)
         self.store.sync_feeds(feeds, datetime.now(UTC))
         self._feeds_snapshot = files
         log.info("feeds file %s: %d feeds", self.settings.feeds_file, len(feeds))
-        return True
 
     def poll(self, *, every: bool = False) -> PollReport:
         """Poll the due feeds, or all active feeds with ``every`` (`monitor poll --once`)."""
