@@ -24,6 +24,8 @@ import unicodedata
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import accumulate, repeat
+from operator import add
 
 # ASCII letters and digits fold to lower case, every other ASCII character to a space: a
 # 256-byte table for bytes.translate, several times faster than str.translate with a dict.
@@ -34,6 +36,7 @@ _ASCII_BYTES = bytes(range(128))
 # ASCII characters that are neither letters, digits nor the space, once the text is lower case.
 _ASCII_SEPARATOR_RE = re.compile(r"[\x00-\x1f\x21-\x2f\x3a-\x40\x5b-\x60\x7b-\x7f]")
 _SPACE_RUN_RE = re.compile("  [ ]*")  # a run of 2+ spaces; faster than "  +" in CPython
+_SPACE_RUN_SPLIT_RE = re.compile("(  [ ]*)")  # the same, kept by split()
 _SEPARATORS_RE = re.compile(r"[\W_]+")
 
 
@@ -168,9 +171,9 @@ class FoldedField:
 
     __slots__ = (
         "_offsets",
-        "_run_ends",
-        "_run_shifts",
-        "_same_length",
+        "_origins",
+        "_parts",
+        "_starts",
         "folded",
         "original",
         "padded",
@@ -178,38 +181,44 @@ class FoldedField:
 
     def __init__(self, original: str) -> None:
         self.original = original
-        self._same_length = _fold_same_length(original)
         self._offsets: tuple[int, ...] | None = None
-        self._run_ends: list[int] | None = None
-        self._run_shifts: list[int] = []
-        if self._same_length is None:
+        # Pieces of the same-length fold between runs of 2+ spaces, and the runs, alternating:
+        # None when nothing was collapsed (folded positions are then original positions).
+        self._parts: list[str] | None = None
+        self._starts: list[int] = []  # folded start of each piece, once offsets are asked for
+        self._origins: list[int] = []  # original start of each piece
+        same_length = _fold_same_length(original)
+        if same_length is None:
             reference = fold_with_offsets(original)
             self.folded = reference.folded
             self._offsets = reference.offsets
+        elif "  " in same_length:
+            # Splitting on the runs and joining the pieces with one space costs what a
+            # substitution does, and keeps what the offset map needs.
+            self._parts = _SPACE_RUN_SPLIT_RE.split(same_length)
+            self.folded = " ".join(self._parts[::2])
         else:
-            self.folded = _collapse(self._same_length)
+            self.folded = same_length
         self.padded = f" {self.folded} "
 
-    def _collapsed_runs(self) -> list[int]:
-        """Folded positions just after each collapsed run of spaces (and the shifts there)."""
-        if self._run_ends is None:
-            assert self._same_length is not None
-            ends: list[int] = []
-            removed = 0
-            for run in _SPACE_RUN_RE.finditer(self._same_length):
-                removed += run.end() - run.start() - 1
-                ends.append(run.end() - removed)
-                self._run_shifts.append(removed)
-            self._run_ends = ends
-        return self._run_ends
+    def _piece_starts(self) -> list[int]:
+        """Folded start of each piece (and `_origins`), with C-level iterators."""
+        if not self._starts:
+            assert self._parts is not None
+            pieces = map(len, self._parts[::2])
+            self._starts = list(accumulate(map(add, pieces, repeat(1)), initial=0))
+            self._origins = list(accumulate(map(len, self._parts), initial=0))[::2]
+        return self._starts
 
     def offset(self, position: int) -> int:
         """Index in `original` of the character that gave folded[position]."""
         if self._offsets is not None:
             return self._offsets[position]
-        ends = self._run_ends if self._run_ends is not None else self._collapsed_runs()
-        run = bisect_right(ends, position)
-        return position + self._run_shifts[run - 1] if run else position
+        if self._parts is None:
+            return position
+        starts = self._starts or self._piece_starts()
+        piece = bisect_right(starts, position) - 1
+        return self._origins[piece] + position - starts[piece]
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """Map a folded [start, end) range back to the original text, as [start, end)."""
