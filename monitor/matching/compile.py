@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import ahocorasick
+import ahocorasick_rs
 import re2
 
 from monitor.matching.condition import (
@@ -111,7 +111,7 @@ TermCodes = tuple[int, frozenset[int], int]  # a term, its codes in the fields s
 class _AnyOf(_Node):
     """True when a term is found in one of its fields; `or` of such leaves merges into one."""
 
-    __slots__ = ("codes", "each", "mask", "terms")
+    __slots__ = ("codes", "each", "terms")
 
     def __init__(
         self, terms: frozenset[int], codes: frozenset[int], each: tuple[TermCodes, ...]
@@ -119,8 +119,6 @@ class _AnyOf(_Node):
         self.terms = terms
         self.codes = codes  # every (term, field) code that makes the node true
         self.each = each
-        masks = {mask for _, _, mask in each}
-        self.mask = masks.pop() if len(masks) == 1 else 0  # the fields of every term, or 0
 
     def holds(self, present: set[int], scan: Scan) -> bool:
         return not self.codes.isdisjoint(present)
@@ -137,24 +135,17 @@ class _AnyOf(_Node):
 
 def _collect(leaf: _AnyOf, scan: Scan, out: list[Evidence]) -> None:
     """The evidence of the terms of `leaf` in their fields (any order: explanations sort it)."""
-    masks = scan.found
-    for term in leaf.terms.intersection(scan.found_terms):  # C speed; usually one or none
-        mask = leaf.mask or next(mask for t, _, mask in leaf.each if t == term)
-        found = masks[term]
-        if found & mask == found:  # every field it was found in counts
-            out += scan.evidence(term)
-        elif found & mask:
-            out += [entry for entry in scan.evidence(term) if FIELD_MASKS[entry[0][0]] & mask]
+    for code in leaf.codes.intersection(scan.present):  # C speed; usually one or two
+        out += scan.evidence(code)
 
 
 def _leaf_hits(leaf: _AnyOf, scan: Scan) -> list[tuple[int, Hit]]:
     """The hits of the terms of `leaf` in their fields, as (term, hit)."""
-    hits: list[tuple[int, Hit]] = []
-    masks = scan.found
-    for term, _, mask in leaf.each:
-        if masks.get(term, 0) & mask:
-            hits += [(term, hit) for hit in scan.term_hits(term) if FIELD_MASKS[hit[0]] & mask]
-    return hits
+    return [
+        (code >> FIELD_CODE_BITS, hit)
+        for code in leaf.codes.intersection(scan.present)
+        for hit in scan.code_hits(code)
+    ]
 
 
 class _AllOf(_AnyOf):
@@ -400,7 +391,6 @@ def _in_domains(domain: str, domains: tuple[str, ...]) -> bool:
 class Key:
     """One automaton key: a folded spelling shared by one or more phrase terms."""
 
-    length: int  # folded length, without the boundary spaces
     wild: bool  # a prefix: the hit runs to the end of the word
     terms: tuple[int, ...]  # every term spelled this way, in term order
     cased: tuple[int, ...]  # the case-sensitive ones: each hit is checked in the original text
@@ -411,12 +401,15 @@ class Key:
 class PhraseIndex:
     """An automaton over the boundary-padded spellings of the phrase terms of some fields."""
 
-    automaton: Any
-    keys: tuple[Key, ...]  # the automaton's values are indices into this tuple
+    automaton: ahocorasick_rs.AhoCorasick
+    keys: tuple[Key, ...]  # in the automaton's pattern order
     # What the scan needs per key found, flat: no attribute lookups in its loop.
     codes: Mapping[int, tuple[tuple[int, ...], ...]]  # field -> key -> codes of its plain terms
     # field -> key -> rules that a hit on the key in the field makes worth evaluating
     rules: Mapping[int, tuple[tuple[int, ...], ...]]
+    # Per level of Index.requirements, field -> key -> the rules whose requirement at that
+    # level a hit on the key in the field meets.
+    passes: tuple[Mapping[int, tuple[tuple[int, ...], ...]], ...]
     cased: frozenset[int]  # keys with case-sensitive terms
 
 
@@ -434,6 +427,7 @@ class Index:
     triggers: Mapping[int, tuple[int, ...]]  # (term, field) code -> rules to evaluate when found
     # Further requirements, to drop candidates before evaluating them: at level k, a code ->
     # the rules whose k-th requirement holds it, and the rules that have a k-th requirement.
+    # (PhraseIndex.passes holds the same per automaton key; these serve regex and cased terms.)
     requirements: tuple[tuple[Mapping[int, tuple[int, ...]], frozenset[int]], ...]
     always: tuple[int, ...]  # rules whose condition holds without any term
     needs_domain: bool  # a term searched in `domain` or a domain filter: parse article links
@@ -608,6 +602,11 @@ def _compile(rules: tuple[Rule, ...]) -> RuleSet:
         )
     terms = tuple(builder.term_ids)
     trigger_index = {code: tuple(ids) for code, ids in triggers.items()}
+    requirements = tuple(
+        ({code: tuple(ids) for code, ids in by_code.items()}, frozenset(having))
+        for by_code, having in required
+        if having
+    )
     case_stems = {
         term_id: fold_keep_case(term.text.removesuffix("*")).replace(" ", "")
         for term_id, term in enumerate(terms)
@@ -618,7 +617,11 @@ def _compile(rules: tuple[Rule, ...]) -> RuleSet:
         Index(
             terms=terms,
             phrases=_phrase_indexes(
-                terms, builder.term_fields, case_stems, trigger_index, builder.interned
+                terms,
+                builder.term_fields,
+                case_stems,
+                (trigger_index, *(by_code for by_code, _ in requirements)),
+                builder.interned,
             ),
             case_stems=case_stems,
             regex_fields=tuple(
@@ -638,11 +641,7 @@ def _compile(rules: tuple[Rule, ...]) -> RuleSet:
             ),
             term_rules={term_id: tuple(sorted(ids)) for term_id, ids in builder.term_rules.items()},
             triggers=trigger_index,
-            requirements=tuple(
-                ({code: tuple(ids) for code, ids in by_code.items()}, frozenset(having))
-                for by_code, having in required
-                if having
-            ),
+            requirements=requirements,
             always=tuple(always),
             needs_domain=any(mask & FIELD_BITS["domain"] for mask in builder.term_fields.values())
             or any(rule.allow_domains or rule.deny_domains for rule in compiled if rule),
@@ -655,10 +654,13 @@ def _phrase_indexes(
     terms: tuple[Term, ...],
     term_fields: Mapping[int, int],
     case_stems: Mapping[int, str],
-    triggers: Mapping[int, tuple[int, ...]],
+    rule_indexes: tuple[Mapping[int, tuple[int, ...]], ...],
     interned: dict[int, int],
 ) -> tuple[tuple[int, PhraseIndex], ...]:
-    """One automaton per distinct set of phrase terms; fields with the same set share it."""
+    """One automaton per distinct set of phrase terms; fields with the same set share it.
+
+    `rule_indexes` are the triggers, then the requirements of each level, by code.
+    """
     by_field: dict[int, list[int]] = defaultdict(list)
     for term_id, term in enumerate(terms):
         if term.kind == "phrase":
@@ -669,7 +671,7 @@ def _phrase_indexes(
     for index in sorted(by_field):
         sharing[tuple(by_field[index])].append(index)
     built = {
-        term_ids: _phrase_index(terms, term_ids, fields, case_stems, triggers, interned)
+        term_ids: _phrase_index(terms, term_ids, fields, case_stems, rule_indexes, interned)
         for term_ids, fields in sharing.items()
     }
     return tuple((index, built[tuple(by_field[index])]) for index in sorted(by_field))
@@ -680,7 +682,7 @@ def _phrase_index(
     term_ids: tuple[int, ...],
     fields: list[int],
     case_stems: Mapping[int, str],
-    triggers: Mapping[int, tuple[int, ...]],
+    rule_indexes: tuple[Mapping[int, tuple[int, ...]], ...],
     interned: dict[int, int],
 ) -> PhraseIndex:
     # Keys as padded in the automaton: " key " for whole words, " key" for prefixes.
@@ -689,26 +691,20 @@ def _phrase_index(
         wild = phrase_core(terms[term_id].text)[1]
         for key in phrase_keys(terms[term_id]):
             spellings[f" {key}" if wild else f" {key} "].append(term_id)
-    automaton = ahocorasick.Automaton()
     keys: list[Key] = []
     for spelling, spelled in spellings.items():
         ids = tuple(spelled)
         cased = tuple(term_id for term_id in ids if term_id in case_stems)
-        wild = not spelling.endswith(" ")
-        automaton.add_word(spelling, len(keys))
         keys.append(
             Key(
-                length=len(spelling) - (1 if wild else 2),
-                wild=wild,
+                wild=not spelling.endswith(" "),
                 terms=ids,
                 cased=cased,
                 plain=tuple(term_id for term_id in ids if term_id not in cased) if cased else ids,
             )
         )
-    if keys:
-        automaton.make_automaton()
     return PhraseIndex(
-        automaton,
+        ahocorasick_rs.AhoCorasick(list(spellings)),  # pattern i is keys[i]
         tuple(keys),
         {
             index: tuple(
@@ -721,21 +717,26 @@ def _phrase_index(
             )
             for index in fields
         },
-        {index: _key_rules(keys, index, triggers) for index in fields},
+        {index: _key_rules(keys, index, rule_indexes[0]) for index in fields},
+        tuple(
+            {index: _key_rules(keys, index, by_code) for index in fields}
+            for by_code in rule_indexes[1:]
+        ),
         frozenset(number for number, key in enumerate(keys) if key.cased),
     )
 
 
 def _key_rules(
-    keys: list[Key], field: int, triggers: Mapping[int, tuple[int, ...]]
+    keys: list[Key], field: int, by_code: Mapping[int, tuple[int, ...]]
 ) -> tuple[tuple[int, ...], ...]:
-    """Per key, the rules a hit on it in `field` triggers (equal tuples shared)."""
+    """Per key, the rules of `by_code` for the codes of its terms in `field` (equal tuples
+    shared)."""
     shared: dict[tuple[int, ...], tuple[int, ...]] = {}
     rules = []
     for key in keys:
         if key.terms not in shared:
             shared[key.terms] = tuple(
-                sorted({rule for t in key.terms for rule in triggers.get(field_code(t, field), ())})
+                sorted({rule for t in key.terms for rule in by_code.get(field_code(t, field), ())})
             )
         rules.append(shared[key.terms])
     return tuple(rules)

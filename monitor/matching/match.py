@@ -8,12 +8,12 @@ for NEAR/BEFORE and for the evidence of the rules that matched.
 
 from __future__ import annotations
 
+from operator import itemgetter
 from urllib.parse import urlsplit
 
 from monitor.matching.compile import (
     FIELD_CODE_BITS,
     FIELD_CODE_MASK,
-    FIELD_MASKS,
     Index,
     PhraseIndex,
     RuleSet,
@@ -62,57 +62,60 @@ def field_texts(article: Article, *, domain: bool = True) -> tuple[str, ...]:
 
 
 class _FieldScan:
-    """The automaton hits in one field: (end in the padded text, key index), in text order."""
+    """The automaton hits in one field: (key index, start, end in the padded text), in order
+    of their ends."""
 
     __slots__ = ("_by_key", "_by_term", "folded", "found", "phrases")
 
-    def __init__(self, folded: FoldedField, phrases: PhraseIndex, found: list[tuple[int, int]]):
+    def __init__(
+        self, folded: FoldedField, phrases: PhraseIndex, found: list[tuple[int, int, int]]
+    ) -> None:
         self.folded = folded
         self.phrases = phrases
         self.found = found
-        self._by_key: dict[int, list[int]] | None = None
-        self._by_term: dict[int, list[tuple[int, int]]] | None = None
+        self._by_key: dict[int, list[tuple[int, int, int]]] | None = None
+        self._by_term: dict[int, list[tuple[int, int, int]]] | None = None
 
-    def ends(self, key: int) -> list[int]:
+    def key_found(self, key: int) -> list[tuple[int, int, int]]:
+        """Every automaton hit of `key`."""
         if self._by_key is None:
             self._by_key = {}
-            for end, found_key in self.found:
-                self._by_key.setdefault(found_key, []).append(end)
+            for item in self.found:
+                self._by_key.setdefault(item[0], []).append(item)
         return self._by_key.get(key, [])
 
-    def term_found(self, term: int) -> list[tuple[int, int]]:
-        """(end, key) of every automaton hit of `term`, in text order (one key per end)."""
+    def term_found(self, term: int) -> list[tuple[int, int, int]]:
+        """Every automaton hit of `term`, in text order (one key per place)."""
         if self._by_term is None:
             self._by_term = {}
             keys = self.phrases.keys
             for item in self.found:
-                for term_id in keys[item[1]].terms:
+                for term_id in keys[item[0]].terms:
                     self._by_term.setdefault(term_id, []).append(item)
         return self._by_term.get(term, [])
 
-    def hit(self, field: int, key: int, end: int) -> Hit:
-        """The hit of `key` ending at padded index `end`, in folded coordinates."""
-        entry = self.phrases.keys[key]
-        if entry.wild:
-            start = end - entry.length
-            stop = self.folded.folded.find(" ", end)
+    def hit(self, field: int, key: int, start: int, end: int) -> Hit:
+        """The automaton hit [start, end) of `key` in the padded text, in folded coordinates.
+
+        A key is " words " (whole words) or " prefix" (runs to the end of the word); padded
+        index i is folded index i - 1, so the key's leading space sits just before `start`.
+        """
+        if self.phrases.keys[key].wild:
+            stop = self.folded.folded.find(" ", end - 1)
             return (field, start, len(self.folded.folded) if stop < 0 else stop, -1, -1)
-        return (field, end - entry.length - 1, end - 1, -1, -1)
+        return (field, start, end - 2, -1, -1)
 
 
 class Scan:
-    """What one article contains: `present` codes, and hits per term worked out on demand."""
+    """What one article contains: `present` codes, and hits per code worked out on demand."""
 
     __slots__ = (
         "_cased",
+        "_code_hits",
         "_evidence",
-        "_explained",
         "_fields",
         "_folded",
-        "_hits",
         "_regex",
-        "found",
-        "found_terms",
         "index",
         "present",
         "texts",
@@ -124,13 +127,10 @@ class Scan:
         self.present: set[int] = set()  # field_code(term, field) of every term found
         self._fields: dict[int, _FieldScan] = {}
         self._folded: dict[int, FoldedField] = {}
-        self._cased: dict[tuple[int, int], set[int]] = {}  # (term, field) -> ends that passed
-        self._regex: dict[int, list[Hit]] = {}
-        self._hits: dict[int, list[Hit]] = {}
-        self.found: dict[int, int] = {}  # term -> bits of the fields it was found in
-        self.found_terms: set[int] = set()  # its keys, as a set: for C-speed intersections
-        self._explained: dict[tuple[int, Hit], Evidence] = {}  # shared between matches
-        self._evidence: dict[int, list[Evidence]] = {}
+        self._cased: dict[int, set[int]] = {}  # (term, field) code -> starts that passed
+        self._regex: dict[int, list[Hit]] = {}  # code -> hits of a regex term
+        self._code_hits: dict[int, list[Hit]] = {}
+        self._evidence: dict[int, list[Evidence]] = {}  # code -> evidence, shared by matches
 
     def folded(self, field: int) -> FoldedField:
         """The field folded, with its offset map; built once."""
@@ -139,41 +139,55 @@ class Scan:
             folded = self._folded[field] = FoldedField(self.texts[field])
         return folded
 
-    def scan_phrases(self, field: int, phrases: PhraseIndex, candidates: set[int]) -> None:
-        """Run the automaton over one field; add the rules its keys trigger to `candidates`."""
+    def scan_phrases(
+        self, field: int, phrases: PhraseIndex, candidates: set[int], passed: list[set[int]]
+    ) -> list[int]:
+        """Run the automaton over one field: add the rules its keys trigger to `candidates` and
+        those whose requirements they meet to `passed`; return the codes of cased terms found
+        (their rules are looked up by code)."""
         folded = self.folded(field)
-        found = list(phrases.automaton.iter(folded.padded))
+        found = phrases.automaton.find_matches_as_indexes(folded.padded, overlapping=True)
         if not found:
-            return
+            return []
         scan = self._fields[field] = _FieldScan(folded, phrases, found)
-        keys = {key for _, key in found}
+        keys = {item[0] for item in found}
         present = self.present
         codes = phrases.codes[field]
         rules = phrases.rules[field]
         for key in keys:
             present.update(codes[key])
             candidates.update(rules[key])
+        for level, passes in zip(passed, phrases.passes, strict=True):
+            by_key = passes[field]
+            for key in keys:
+                level.update(by_key[key])
+        cased_found: list[int] = []
         if phrases.cased and not phrases.cased.isdisjoint(keys):
             for key in phrases.cased.intersection(keys):
-                for end in scan.ends(key):
-                    hit = scan.hit(field, key, end)
+                for _, start, end in scan.key_found(key):
+                    hit = scan.hit(field, key, start, end)
                     for term in phrases.keys[key].cased:
                         if self._case_matches(hit, self.index.case_stems[term]):
-                            self._cased.setdefault((term, field), set()).add(end)
-                            present.add(field_code(term, field))
+                            code = field_code(term, field)
+                            self._cased.setdefault(code, set()).add(start)
+                            if code not in present:
+                                present.add(code)
+                                cased_found.append(code)
+        return cased_found
 
     def _case_matches(self, hit: Hit, stem: str) -> bool:
         """A case-sensitive term: the original text must show the stem in the case written."""
         first, last = self.folded(hit[0]).span(hit[1], hit[2])
         return fold_keep_case(self.texts[hit[0]][first:last]).replace(" ", "").startswith(stem)
 
-    def scan_regexes(self, field: int) -> set[int]:
-        """Run the RE2 set over one field's original text; return the terms found."""
+    def scan_regexes(self, field: int) -> list[int]:
+        """Run the RE2 set over one field's original text; return the codes found."""
         index = self.index
         text = self.texts[field]
-        found = set()
+        found = []
         for position in index.regex_set.Match(text) or ():
             term, pattern = index.regex_terms[position]
+            code = field_code(term, field)
             folded = None
             for count, match in enumerate(pattern.finditer(text)):
                 if count >= MAX_REGEX_MATCHES:
@@ -184,35 +198,38 @@ class Scan:
                 folded = folded or self.folded(field)
                 start = min(folded.first_at_or_after(first), max(len(folded.folded) - 1, 0))
                 end = max(folded.first_at_or_after(last), start + 1)
-                self._regex.setdefault(term, []).append((field, start, end, first, last))
-                self.present.add(field_code(term, field))
-                found.add(term)
+                self._regex.setdefault(code, []).append((field, start, end, first, last))
+            if code in self._regex and code not in self.present:
+                self.present.add(code)
+                found.append(code)
         return found
 
-    def term_hits(self, term: int) -> list[Hit]:
-        """Where `term` was found: the first MAX_HITS_PER_TERM hits, in field and text order."""
-        hits = self._hits.get(term)
+    def code_hits(self, code: int) -> list[Hit]:
+        """Where the term of `code` was found in its field: the first MAX_HITS_PER_TERM hits."""
+        hits = self._code_hits.get(code)
         if hits is not None:
             return hits
-        if term in self._regex:
-            hits = self._regex[term][:MAX_HITS_PER_TERM]
-        else:
+        if code in self._regex:
+            hits = self._regex[code][:MAX_HITS_PER_TERM]
+        elif code not in self.present:
             hits = []
-            present = self.present
-            for field, scan in self._fields.items():
-                if field_code(term, field) not in present:
-                    continue
-                found = scan.term_found(term)
-                passed = self._cased.get((term, field))
-                if passed is not None:
-                    found = [item for item in found if item[0] in passed]
-                hit = scan.hit
-                hits.extend([hit(field, key, end) for end, key in found])
-                if len(hits) >= MAX_HITS_PER_TERM:
-                    break
-            del hits[MAX_HITS_PER_TERM:]
-        self._hits[term] = hits
+        else:
+            field = code & FIELD_CODE_MASK
+            scan = self._fields[field]
+            found = scan.term_found(code >> FIELD_CODE_BITS)
+            passed = self._cased.get(code)
+            if passed is not None:
+                found = [item for item in found if item[1] in passed]
+            hit = scan.hit
+            hits = [hit(field, *item) for item in found[:MAX_HITS_PER_TERM]]
+        self._code_hits[code] = hits
         return hits
+
+    def term_hits(self, term: int) -> list[Hit]:
+        """Where `term` was found, in field and text order."""
+        return [
+            hit for field in range(len(FIELDS)) for hit in self.code_hits(field_code(term, field))
+        ]
 
     @property
     def hits(self) -> dict[int, list[Hit]]:
@@ -220,53 +237,44 @@ class Scan:
         order: dict[int, None] = {}
         for field, scan in self._fields.items():
             keys = scan.phrases.keys
+            # By where the key's text ends, the longer first, whole words before prefixes.
             found = sorted(
                 scan.found,
                 key=lambda item: (
-                    _key_end(keys[item[1]].wild, item[0]),
-                    -keys[item[1]].length,
-                    keys[item[1]].wild,
+                    item[2] - (1 if keys[item[0]].wild else 2),
+                    item[1],
+                    keys[item[0]].wild,
                 ),
             )
-            for end, key in found:
+            for key, start, _ in found:
                 for term in keys[key].terms:
-                    passed = self._cased.get((term, field))
-                    if term not in self.index.case_stems or (passed and end in passed):
+                    passed = self._cased.get(field_code(term, field))
+                    if term not in self.index.case_stems or (passed and start in passed):
                         order[term] = None
-        order.update(dict.fromkeys(self._regex))
+        order.update(dict.fromkeys(code >> FIELD_CODE_BITS for code in self._regex))
         return {term: self.term_hits(term) for term in order}
 
-    def find_fields(self) -> None:
-        """Fill `found` from `present` (once the scan is over)."""
-        found = self.found
-        for code in self.present:
-            term = code >> FIELD_CODE_BITS
-            found[term] = found.get(term, 0) | FIELD_MASKS[code & FIELD_CODE_MASK]
-        self.found_terms = set(found)
-
-    def evidence(self, term: int) -> list[Evidence]:
-        """Every hit of `term` as evidence, in field and text order; built once per term."""
-        entries = self._evidence.get(term)
+    def evidence(self, code: int) -> list[Evidence]:
+        """Every hit of the term of `code` in its field as evidence, in text order; built once."""
+        entries = self._evidence.get(code)
         if entries is None:
-            entries = self._evidence[term] = [self.entry(term, hit) for hit in self.term_hits(term)]
+            term = code >> FIELD_CODE_BITS
+            entries = self._evidence[code] = [self.entry(term, hit) for hit in self.code_hits(code)]
         return entries
 
     def entry(self, term_id: int, hit: Hit) -> Evidence:
         """One hit of a term as evidence, with its TermHit (offsets into the original text)."""
-        entry = self._explained.get((term_id, hit))
-        if entry is None:
-            first, last = self.original(hit)
-            term = self.index.terms[term_id]
-            term_hit = TermHit(
-                term=term.text,
-                field=FIELDS[hit[0]],
-                text=self.texts[hit[0]][first:last],
-                start=first,
-                end=last,
-                list_name=term.list_name,
-            )
-            entry = self._explained[term_id, hit] = ((hit[0], hit[1], term_id), term_hit)
-        return entry
+        first, last = self.original(hit)
+        term = self.index.terms[term_id]
+        term_hit = TermHit(
+            term=term.text,
+            field=FIELDS[hit[0]],
+            text=self.texts[hit[0]][first:last],
+            start=first,
+            end=last,
+            list_name=term.list_name,
+        )
+        return ((hit[0], hit[1], term_id), term_hit)
 
     def words(self, hit: Hit) -> tuple[int, int]:
         """Index of the first and the last word of a hit."""
@@ -279,39 +287,32 @@ class Scan:
         return self.folded(hit[0]).span(hit[1], hit[2])
 
 
-def _key_end(wild: bool, end: int) -> int:
-    """Where a key ends in the folded text, without its trailing boundary space."""
-    return end - 1 if wild else end - 2
-
-
 def _scan(ruleset: RuleSet, texts: tuple[str, ...]) -> tuple[Scan, set[int]]:
     """Find every term of `ruleset` in the fields; also return the rules worth evaluating."""
     index = ruleset.index
     scan = Scan(index, texts)
     candidates: set[int] = set()
+    passed: list[set[int]] = [set() for _ in index.requirements]
+    extra: list[int] = []  # codes not found through an automaton key: cased and regex terms
     for field, phrases in index.phrases:
         if texts[field]:
-            scan.scan_phrases(field, phrases, candidates)
+            extra += scan.scan_phrases(field, phrases, candidates, passed)
     if index.regex_set is not None:
-        triggers = index.triggers
         for field in index.regex_fields:
             if texts[field]:
-                for term in scan.scan_regexes(field):
-                    candidates.update(triggers.get(field_code(term, field), ()))
-    if scan.present:
-        scan.find_fields()
-    if candidates and index.requirements:
+                extra += scan.scan_regexes(field)
+    if extra:
+        triggers = index.triggers
+        for code in extra:
+            candidates.update(triggers.get(code, ()))
+            for level, (by_code, _) in zip(passed, index.requirements, strict=True):
+                level.update(by_code.get(code, ()))
+    if candidates:
         # Drop the rules a further requirement of which has no term found (cheaper in sets).
-        present = scan.present
-        for by_code, having in index.requirements:
+        for level, (_, having) in zip(passed, index.requirements, strict=True):
             checked = candidates.intersection(having)
             if checked:
-                passed: set[int] = set()
-                for code in present:
-                    rules = by_code.get(code)
-                    if rules is not None:
-                        passed.update(rules)
-                candidates.difference_update(checked.difference(passed))
+                candidates.difference_update(checked.difference(level))
     candidates.update(index.always)
     return scan, candidates
 
@@ -345,20 +346,15 @@ def match_article(ruleset: RuleSet, article: Article) -> tuple[Match, ...]:
     return tuple(matches)
 
 
-def _first(entry: Evidence) -> tuple[int, int, int]:
-    return entry[0]
-
-
 def _explain(evidence: list[Evidence]) -> tuple[TermHit, ...]:
     """The evidence as TermHits in field and text order, one per term, field and place."""
     if len(evidence) == 1:
         return (evidence[0][1],)
-    evidence.sort(key=_first)
-    seen: set[tuple[int, int, int]] = set()
+    evidence.sort(key=itemgetter(0))
     hits = []
-    for (field, _, term), term_hit in evidence:
-        key = (term, field, term_hit.start)
-        if key not in seen:
-            seen.add(key)
+    last = None
+    for place, term_hit in evidence:  # (field, start, term): equal places are adjacent
+        if place != last:
             hits.append(term_hit)
+            last = place
     return tuple(hits)
