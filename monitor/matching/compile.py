@@ -105,37 +105,36 @@ class _Node:
         raise NotImplementedError
 
 
-TermCodes = tuple[int, frozenset[int], int]  # a term, its codes in the fields searched, the mask
+# Nodes keep their codes in tuples, shared between rules: a frozenset of six codes takes
+# seven times the memory of the tuple, and `present.isdisjoint(codes)` is as fast either way.
+# `needs` and `requires` run once per rule at compile time and return frozensets.
+Codes = tuple[int, ...]
 
 
 class _AnyOf(_Node):
     """True when a term is found in one of its fields; `or` of such leaves merges into one."""
 
-    __slots__ = ("codes", "each", "terms")
+    __slots__ = ("codes",)
 
-    def __init__(
-        self, terms: frozenset[int], codes: frozenset[int], each: tuple[TermCodes, ...]
-    ) -> None:
-        self.terms = terms
+    def __init__(self, codes: Codes) -> None:
         self.codes = codes  # every (term, field) code that makes the node true
-        self.each = each
 
     def holds(self, present: set[int], scan: Scan) -> bool:
-        return not self.codes.isdisjoint(present)
+        return not present.isdisjoint(self.codes)
 
     def collect(self, scan: Scan, out: list[Evidence]) -> None:
         _collect(self, scan, out)
 
     def needs(self) -> frozenset[int] | None:
-        return self.codes
+        return frozenset(self.codes)
 
     def requires(self) -> tuple[frozenset[int], ...]:
-        return (self.codes,)
+        return (frozenset(self.codes),)
 
 
 def _collect(leaf: _AnyOf, scan: Scan, out: list[Evidence]) -> None:
     """The evidence of the terms of `leaf` in their fields (any order: explanations sort it)."""
-    for code in leaf.codes.intersection(scan.present):  # C speed; usually one or two
+    for code in scan.present.intersection(leaf.codes):  # C speed; usually one or two
         out += scan.evidence(code)
 
 
@@ -143,25 +142,31 @@ def _leaf_hits(leaf: _AnyOf, scan: Scan) -> list[tuple[int, Hit]]:
     """The hits of the terms of `leaf` in their fields, as (term, hit)."""
     return [
         (code >> FIELD_CODE_BITS, hit)
-        for code in leaf.codes.intersection(scan.present)
+        for code in scan.present.intersection(leaf.codes)
         for hit in scan.code_hits(code)
     ]
 
 
 class _AllOf(_AnyOf):
-    __slots__ = ()
+    """`all of list`: each term found in one of its fields."""
+
+    __slots__ = ("each",)
+
+    def __init__(self, codes: Codes, each: tuple[Codes, ...]) -> None:
+        super().__init__(codes)
+        self.each = each  # the codes of each term
 
     def holds(self, present: set[int], scan: Scan) -> bool:
-        for _, codes, _ in self.each:  # noqa: SIM110 (a loop: all() over a generator is slower)
-            if codes.isdisjoint(present):
+        for codes in self.each:  # noqa: SIM110 (a loop: all() over a generator is slower)
+            if present.isdisjoint(codes):
                 return False
         return True
 
     def needs(self) -> frozenset[int] | None:
-        return self.each[0][1] if self.each else None
+        return frozenset(self.each[0]) if self.each else None
 
     def requires(self) -> tuple[frozenset[int], ...]:
-        return tuple(codes for _, codes, _ in self.each)
+        return tuple(frozenset(codes) for codes in self.each)
 
 
 class _Not(_Node):
@@ -231,10 +236,10 @@ class _AndOfLeaves(_And):
 
     def holds(self, present: set[int], scan: Scan) -> bool:
         for codes in self.codes:
-            if codes.isdisjoint(present):
+            if present.isdisjoint(codes):
                 return False
         for codes in self.negated:  # noqa: SIM110 (as above)
-            if not codes.isdisjoint(present):
+            if not present.isdisjoint(codes):
                 return False
         return True
 
@@ -329,7 +334,7 @@ class _Near(_Node):
                     yield left, right
 
     def holds(self, present: set[int], scan: Scan) -> bool:
-        if self.left.codes.isdisjoint(present) or self.right.codes.isdisjoint(present):
+        if present.isdisjoint(self.left.codes) or present.isdisjoint(self.right.codes):
             return False
         return next(self._pairs(scan), None) is not None
 
@@ -338,17 +343,18 @@ class _Near(_Node):
             out += (scan.entry(*left), scan.entry(*right))
 
     def needs(self) -> frozenset[int] | None:
-        return min(self.left.codes, self.right.codes, key=len)
+        left, right = self.left.codes, self.right.codes
+        return frozenset(left if len(left) <= len(right) else right)
 
     def requires(self) -> tuple[frozenset[int], ...]:
-        return (self.left.codes, self.right.codes)
+        return (frozenset(self.left.codes), frozenset(self.right.codes))
 
 
-def _codes(terms: Iterable[int], mask: int, interned: dict[int, int]) -> frozenset[int]:
+def _codes(terms: Iterable[int], mask: int, interned: dict[int, int]) -> Codes:
     """The codes of `terms` in the fields of `mask`, as shared int objects (see _Builder)."""
-    return frozenset(
+    return tuple(
         interned.setdefault(code, code)
-        for term in terms
+        for term in sorted(terms)
         for index, bit in enumerate(FIELD_MASKS)
         if mask & bit
         for code in (field_code(term, index),)
@@ -423,7 +429,6 @@ class Index:
     regex_fields: tuple[int, ...]
     regex_set: Any  # re2.Set over every regex term, or None
     regex_terms: tuple[tuple[int, Any], ...]  # set index -> (term id, compiled pattern)
-    term_rules: Mapping[int, tuple[int, ...]]  # term id -> every enabled rule using it
     triggers: Mapping[int, tuple[int, ...]]  # (term, field) code -> rules to evaluate when found
     # Further requirements, to drop candidates before evaluating them: at level k, a code ->
     # the rules whose k-th requirement holds it, and the rules that have a k-th requirement.
@@ -455,76 +460,72 @@ class _Builder:
     def __init__(self) -> None:
         self.term_ids: dict[Term, int] = {}
         self.term_fields: dict[int, int] = defaultdict(int)
-        self.term_rules: dict[int, set[int]] = defaultdict(set)
-        # Many rules share lists and terms: share their code sets too (memory at 10,000 rules).
-        self.leaves: dict[tuple[frozenset[int], int], tuple[frozenset[int], tuple[TermCodes, ...]]]
-        self.leaves = {}
-        self.term_codes: dict[tuple[int, int], TermCodes] = {}
+        # Many rules share lists and terms: share their code tuples too (memory at 10,000 rules).
+        self.leaves: dict[tuple[frozenset[int], int], Codes] = {}
+        self.term_codes: dict[tuple[int, int], Codes] = {}
         self.rule_codes: set[int] = set()
         # One int object per (term, field) code, however many sets hold it: codes are beyond
         # the small-int cache, and a new object per set took 12 MB at 10,000 rules.
         self.interned: dict[int, int] = {}  # the (term, field) codes of the rule being compiled
 
-    def term(self, term: Term, mask: int, rule_index: int) -> int:
+    def term(self, term: Term, mask: int) -> int:
         term_id = self.term_ids.setdefault(term, len(self.term_ids))
         self.term_fields[term_id] |= mask
-        self.term_rules[term_id].add(rule_index)
         return term_id
 
-    def leaf(self, terms: frozenset[int], mask: int) -> _AnyOf:
-        """The node for `terms` searched in the fields of `mask`, sharing its code sets."""
+    def codes(self, terms: frozenset[int], mask: int) -> Codes:
+        """The codes of `terms` searched in the fields of `mask`, shared between rules."""
         key = (terms, mask)
-        if key not in self.leaves:
-            each = []
-            for term in sorted(terms):
-                if (term, mask) not in self.term_codes:
-                    codes = _codes((term,), mask, self.interned)
-                    self.term_codes[term, mask] = (term, codes, mask)
-                each.append(self.term_codes[term, mask])
-            self.leaves[key] = (_codes(terms, mask, self.interned), tuple(each))
-        self.rule_codes.update(self.leaves[key][0])
-        return _AnyOf(terms, *self.leaves[key])
+        codes = self.leaves.get(key)
+        if codes is None:
+            codes = self.leaves[key] = _codes(terms, mask, self.interned)
+        self.rule_codes.update(codes)
+        return codes
 
-    def node(self, node: Condition, rule: Rule, rule_index: int, default_mask: int) -> _Node:
+    def all_of(self, terms: frozenset[int], mask: int) -> _AllOf:
+        each = []
+        for term in sorted(terms):
+            if (term, mask) not in self.term_codes:
+                self.term_codes[term, mask] = _codes((term,), mask, self.interned)
+            each.append(self.term_codes[term, mask])
+        return _AllOf(self.codes(terms, mask), tuple(each))
+
+    def node(self, node: Condition, rule: Rule, default_mask: int) -> _Node:
         match node:
             case Terms():
-                ids, mask = self._leaf(node, rule, rule_index, default_mask)
-                leaf = self.leaf(ids, mask)
-                return _AllOf(ids, leaf.codes, leaf.each) if node.every else leaf
+                ids, mask = self._leaf(node, rule, default_mask)
+                return self.all_of(ids, mask) if node.every else _AnyOf(self.codes(ids, mask))
             case Not(item):
-                return _Not(self.node(item, rule, rule_index, default_mask))
+                return _Not(self.node(item, rule, default_mask))
             case And(items):
-                children = tuple(self.node(i, rule, rule_index, default_mask) for i in items)
+                children = tuple(self.node(i, rule, default_mask) for i in items)
                 return _AndOfLeaves(children) if _AndOfLeaves.accepts(children) else _And(children)
             case Or(items):
-                children = tuple(self.node(i, rule, rule_index, default_mask) for i in items)
+                children = tuple(self.node(i, rule, default_mask) for i in items)
                 leaves = tuple(child for child in children if type(child) is _AnyOf)
                 if len(leaves) < len(children):
                     return _Or(children)
-                return _AnyOf(  # one leaf: any term of any of them, each in its own fields
-                    frozenset().union(*(leaf.terms for leaf in leaves)),
-                    frozenset().union(*(leaf.codes for leaf in leaves)),
-                    tuple(entry for leaf in leaves for entry in leaf.each),
-                )
+                # One leaf: any term of any of them, each in its own fields.
+                return _AnyOf(tuple(sorted(set().union(*(leaf.codes for leaf in leaves)))))
             case AtLeast(count, items):
-                children = tuple(self.node(i, rule, rule_index, default_mask) for i in items)
+                children = tuple(self.node(i, rule, default_mask) for i in items)
                 return _AtLeast(count, children)
             case Near(left, right, distance, ordered):
-                left_ids, mask = self._leaf(left, rule, rule_index, default_mask)
-                right_ids, right_mask = self._leaf(right, rule, rule_index, default_mask)
+                left_ids, mask = self._leaf(left, rule, default_mask)
+                right_ids, right_mask = self._leaf(right, rule, default_mask)
                 both = mask & right_mask
                 return _Near(
-                    self.leaf(left_ids, both), self.leaf(right_ids, both), both, distance, ordered
+                    _AnyOf(self.codes(left_ids, both)),
+                    _AnyOf(self.codes(right_ids, both)),
+                    both,
+                    distance,
+                    ordered,
                 )
         raise TypeError(f"not a condition node: {node!r}")
 
-    def _leaf(
-        self, leaf: Terms, rule: Rule, rule_index: int, default_mask: int
-    ) -> tuple[frozenset[int], int]:
+    def _leaf(self, leaf: Terms, rule: Rule, default_mask: int) -> tuple[frozenset[int], int]:
         mask = FIELD_BITS[leaf.scope] if leaf.scope else default_mask
-        terms: Iterable[Term]
-        terms = rule.lists[leaf.name] if leaf.name is not None else (Term(str(leaf.phrase)),)
-        return frozenset(self.term(term, mask, rule_index) for term in terms), mask
+        return frozenset(self.term(term, mask) for term in rule.terms_of(leaf)), mask
 
 
 def compile_rules(rules: Iterable[Rule]) -> RuleSet:
@@ -559,7 +560,7 @@ def _compile(rules: tuple[Rule, ...]) -> RuleSet:
         for name in rule.fields:
             default_mask |= FIELD_BITS[name]
         builder.rule_codes = set()
-        node = builder.node(rule.condition, rule, index, default_mask)
+        node = builder.node(rule.condition, rule, default_mask)
         if holds_without_terms(rule.condition):
             always.append(index)
         else:
@@ -612,6 +613,9 @@ def _compile(rules: tuple[Rule, ...]) -> RuleSet:
         for term_id, term in enumerate(terms)
         if term.kind == "phrase" and term.case_sensitive
     }
+    # The automaton keys carry the rules of plain phrase terms; the index by code is kept only
+    # for the codes a scan adds one by one: regex terms and case-sensitive phrases.
+    by_code_terms = {t for t, term in enumerate(terms) if term.kind == "regex"} | set(case_stems)
     return RuleSet(
         rules,
         Index(
@@ -639,15 +643,22 @@ def _compile(rules: tuple[Rule, ...]) -> RuleSet:
                 for term_id, term in enumerate(terms)
                 if term.kind == "regex"
             ),
-            term_rules={term_id: tuple(sorted(ids)) for term_id, ids in builder.term_rules.items()},
-            triggers=trigger_index,
-            requirements=requirements,
+            triggers=_only_terms(trigger_index, by_code_terms),
+            requirements=tuple(
+                (_only_terms(by_code, by_code_terms), having) for by_code, having in requirements
+            ),
             always=tuple(always),
             needs_domain=any(mask & FIELD_BITS["domain"] for mask in builder.term_fields.values())
             or any(rule.allow_domains or rule.deny_domains for rule in compiled if rule),
             rules=tuple(compiled),
         ),
     )
+
+
+def _only_terms(
+    by_code: Mapping[int, tuple[int, ...]], terms: set[int]
+) -> dict[int, tuple[int, ...]]:
+    return {code: ids for code, ids in by_code.items() if code >> FIELD_CODE_BITS in terms}
 
 
 def _phrase_indexes(
@@ -670,8 +681,9 @@ def _phrase_indexes(
     sharing: dict[tuple[int, ...], list[int]] = defaultdict(list)
     for index in sorted(by_field):
         sharing[tuple(by_field[index])].append(index)
+    shared: dict[tuple[int, ...], tuple[int, ...]] = {}  # equal tuples, one object
     built = {
-        term_ids: _phrase_index(terms, term_ids, fields, case_stems, rule_indexes, interned)
+        term_ids: _phrase_index(terms, term_ids, fields, case_stems, rule_indexes, interned, shared)
         for term_ids, fields in sharing.items()
     }
     return tuple((index, built[tuple(by_field[index])]) for index in sorted(by_field))
@@ -684,61 +696,74 @@ def _phrase_index(
     case_stems: Mapping[int, str],
     rule_indexes: tuple[Mapping[int, tuple[int, ...]], ...],
     interned: dict[int, int],
+    shared: dict[tuple[int, ...], tuple[int, ...]],
 ) -> PhraseIndex:
-    # Keys as padded in the automaton: " key " for whole words, " key" for prefixes.
+    # A term has about four spellings (joined, inflected): the keys of one term share their
+    # Key, and every tuple below is one object per distinct value (a third of the memory at
+    # 10,000 rules).
+    share = shared.setdefault
     spellings: dict[str, list[int]] = defaultdict(list)
     for term_id in term_ids:
-        wild = phrase_core(terms[term_id].text)[1]
-        for key in phrase_keys(terms[term_id]):
-            spellings[f" {key}" if wild else f" {key} "].append(term_id)
+        for spelling in sorted(automaton_keys(terms[term_id])):  # same key order every run
+            spellings[spelling].append(term_id)
     keys: list[Key] = []
+    pool: dict[Key, Key] = {}
     for spelling, spelled in spellings.items():
         ids = tuple(spelled)
+        ids = share(ids, ids)
         cased = tuple(term_id for term_id in ids if term_id in case_stems)
-        keys.append(
-            Key(
-                wild=not spelling.endswith(" "),
-                terms=ids,
-                cased=cased,
-                plain=tuple(term_id for term_id in ids if term_id not in cased) if cased else ids,
-            )
-        )
-    return PhraseIndex(
-        ahocorasick_rs.AhoCorasick(list(spellings)),  # pattern i is keys[i]
-        tuple(keys),
-        {
-            index: tuple(
-                tuple(
+        plain = tuple(term_id for term_id in ids if term_id not in cased) if cased else ids
+        key = Key(not spelling.endswith(" "), ids, share(cased, cased), share(plain, plain))
+        keys.append(pool.setdefault(key, key))
+    codes: dict[int, list[tuple[int, ...]]] = {}
+    for index in fields:
+        by_plain: dict[tuple[int, ...], tuple[int, ...]] = {}
+        codes[index] = []
+        for key in keys:
+            if key.plain not in by_plain:
+                by_plain[key.plain] = tuple(
                     interned.get(code, code)
                     for term in key.plain
                     for code in (field_code(term, index),)
                 )
-                for key in keys
-            )
-            for index in fields
-        },
-        {index: _key_rules(keys, index, rule_indexes[0]) for index in fields},
+            codes[index].append(by_plain[key.plain])
+    return PhraseIndex(
+        ahocorasick_rs.AhoCorasick(list(spellings)),  # pattern i is keys[i]
+        tuple(keys),
+        {index: tuple(per_key) for index, per_key in codes.items()},
+        {index: _key_rules(keys, index, rule_indexes[0], shared) for index in fields},
         tuple(
-            {index: _key_rules(keys, index, by_code) for index in fields}
+            {index: _key_rules(keys, index, by_code, shared) for index in fields}
             for by_code in rule_indexes[1:]
         ),
         frozenset(number for number, key in enumerate(keys) if key.cased),
     )
 
 
+def automaton_keys(term: Term) -> set[str]:
+    """The spellings of a phrase term as padded in the automaton: " key " for whole words,
+    " key" for prefixes, so that every automaton hit is a hit on word boundaries."""
+    wild = phrase_core(term.text)[1]
+    return {f" {key}" if wild else f" {key} " for key in phrase_keys(term)}
+
+
 def _key_rules(
-    keys: list[Key], field: int, by_code: Mapping[int, tuple[int, ...]]
+    keys: list[Key],
+    field: int,
+    by_code: Mapping[int, tuple[int, ...]],
+    shared: dict[tuple[int, ...], tuple[int, ...]],
 ) -> tuple[tuple[int, ...], ...]:
-    """Per key, the rules of `by_code` for the codes of its terms in `field` (equal tuples
-    shared)."""
-    shared: dict[tuple[int, ...], tuple[int, ...]] = {}
+    """Per key, the rules of `by_code` for the codes of its terms in `field`."""
+    by_terms: dict[tuple[int, ...], tuple[int, ...]] = {}
     rules = []
     for key in keys:
-        if key.terms not in shared:
-            shared[key.terms] = tuple(
+        found = by_terms.get(key.terms)
+        if found is None:
+            found = tuple(
                 sorted({rule for t in key.terms for rule in by_code.get(field_code(t, field), ())})
             )
-        rules.append(shared[key.terms])
+            found = by_terms[key.terms] = shared.setdefault(found, found)
+        rules.append(found)
     return tuple(rules)
 
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from monitor.errors import RuleProblem
 from monitor.matching.compile import RuleSet, compile_rules
+from monitor.matching.condition import leaves
 from monitor.matching.match import match_article, scan_article
 from monitor.matching.rule import Example, Rule
 from monitor.model import Article
@@ -74,13 +75,12 @@ def _check(ruleset: RuleSet, rule: Rule, example: Example) -> RuleProblem | None
 
 
 def _found_terms(ruleset: RuleSet, rule: Rule, article: Article) -> list[str]:
+    """The terms of `rule` found in the article, in the order they were found."""
     index = ruleset.index
-    position = next(i for i, candidate in enumerate(ruleset.rules) if candidate.id == rule.id)
+    own = {term for leaf in leaves(rule.condition) for term in rule.terms_of(leaf)}
     scan = scan_article(ruleset, article)
     return list(
-        dict.fromkeys(
-            index.terms[term].text for term in scan.hits if position in index.term_rules[term]
-        )
+        dict.fromkeys(index.terms[term].text for term in scan.hits if index.terms[term] in own)
     )
 
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from monitor.matching.condition import Condition
+from monitor.matching.condition import Condition, Terms
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,3 +73,7 @@ class Rule:
     sources: Sources = field(default_factory=Sources)
     languages: tuple[str, ...] = ()
     examples: tuple[Example, ...] = ()
+
+    def terms_of(self, leaf: Terms) -> tuple[Term, ...]:
+        """The terms a leaf of the condition stands for: its list, or its inline phrase."""
+        return self.lists[leaf.name] if leaf.name is not None else (Term(str(leaf.phrase)),)
