@@ -23,7 +23,7 @@ import pytest
 from monitor.matching import compile_rules, load_rules, match_article
 from monitor.matching.compile import RuleSet
 from monitor.matching.condition import FIELDS, And, AtLeast, Condition, Not, Or, Terms
-from monitor.matching.match import Hit, Scan, _scan, field_texts
+from monitor.matching.match import Hit, Scan, scan_article
 from monitor.matching.rule import Rule, Term
 from monitor.matching.text import FoldedField, fold, fold_with_offsets
 from monitor.model import Article, TermHit
@@ -156,7 +156,7 @@ def test_trigger_index_finds_every_rule_that_holds(tmp_path: Path) -> None:
         title = " ".join(rng.choices(WORDS, k=rng.randint(0, 6)))
         summary = " ".join(rng.choices(WORDS, k=rng.randint(0, 6)))
         article = Article("f", f"e{number}", title, NOW, summary=summary)
-        scan, _ = _scan(ruleset, field_texts(article))
+        scan = scan_article(ruleset, article)
         every = [
             compiled.rule.id
             for compiled in ruleset.index.rules
@@ -214,7 +214,7 @@ def test_evidence_equals_a_walk_of_the_condition(tmp_path: Path) -> None:
         title = " ".join(rng.choices(WORDS, k=rng.randint(0, 6)))
         summary = " - ".join(rng.choices(WORDS, k=rng.randint(0, 12)))
         article = Article("f", f"e{number}", title, NOW, summary=summary)
-        scan, _ = _scan(ruleset, field_texts(article))
+        scan = scan_article(ruleset, article)
         for match in match_article(ruleset, article):
             rule = by_id[match.rule_id]
             holds, evidence = _reference_evidence(rule.condition, rule, ruleset, scan)

@@ -68,6 +68,9 @@ def phrase_core(text: str) -> tuple[str, bool]:
     return fold(text[:-1] if wildcard else text).strip(), wildcard
 
 
+ES_PLURAL_ENDINGS = ("s", "x", "z", "ch", "sh", "o")  # boxes, churches, heroes; not "bankes"
+
+
 def phrase_keys(term: Term) -> set[str]:
     """Every folded spelling that counts as the phrase: spaced, joined, inflected."""
     core, wildcard = phrase_core(term.text)
@@ -76,7 +79,9 @@ def phrase_keys(term: Term) -> set[str]:
         return bases
     keys = set(bases)
     for base in bases:
-        keys.update((base + "s", base + "es"))
+        keys.add(base + "s")
+        if base.endswith(ES_PLURAL_ENDINGS):
+            keys.add(base + "es")
         if base.endswith("y"):
             keys.add(base[:-1] + "ies")
     return keys

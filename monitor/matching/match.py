@@ -8,6 +8,7 @@ for NEAR/BEFORE and for the evidence of the rules that matched.
 
 from __future__ import annotations
 
+from itertools import chain
 from operator import itemgetter
 from urllib.parse import urlsplit
 
@@ -65,7 +66,7 @@ class _FieldScan:
     """The automaton hits in one field: (key index, start, end in the padded text), in order
     of their ends."""
 
-    __slots__ = ("_by_key", "_by_term", "folded", "found", "phrases")
+    __slots__ = ("_by_key", "_by_term", "folded", "found", "keys", "phrases")
 
     def __init__(
         self, folded: FoldedField, phrases: PhraseIndex, found: list[tuple[int, int, int]]
@@ -73,6 +74,7 @@ class _FieldScan:
         self.folded = folded
         self.phrases = phrases
         self.found = found
+        self.keys = set(map(itemgetter(0), found))  # the distinct keys found
         self._by_key: dict[int, list[tuple[int, int, int]]] | None = None
         self._by_term: dict[int, list[tuple[int, int, int]]] | None = None
 
@@ -113,9 +115,9 @@ class Scan:
         "_cased",
         "_code_hits",
         "_evidence",
-        "_fields",
         "_folded",
         "_regex",
+        "fields",
         "index",
         "present",
         "texts",
@@ -125,7 +127,7 @@ class Scan:
         self.index = index
         self.texts = texts
         self.present: set[int] = set()  # field_code(term, field) of every term found
-        self._fields: dict[int, _FieldScan] = {}
+        self.fields: dict[int, _FieldScan] = {}
         self._folded: dict[int, FoldedField] = {}
         self._cased: dict[int, set[int]] = {}  # (term, field) code -> starts that passed
         self._regex: dict[int, list[Hit]] = {}  # code -> hits of a regex term
@@ -139,28 +141,22 @@ class Scan:
             folded = self._folded[field] = FoldedField(self.texts[field])
         return folded
 
-    def scan_phrases(
-        self, field: int, phrases: PhraseIndex, candidates: set[int], passed: list[set[int]]
-    ) -> list[int]:
-        """Run the automaton over one field: add the rules its keys trigger to `candidates` and
-        those whose requirements they meet to `passed`; return the codes of cased terms found
-        (their rules are looked up by code)."""
+    def scan_phrases(self, field: int, phrases: PhraseIndex, candidates: set[int]) -> list[int]:
+        """Run the automaton over one field and add the rules its keys trigger to `candidates`;
+        return the codes of cased terms found (their rules are looked up by code).
+
+        Each set is filled with one update over all the keys found (map and chain run in C).
+        The codes of plain terms are added later, by `add_plain_codes`, and only when a rule is
+        worth evaluating: at 10,000 rules reading them cost more than the automaton.
+        """
         folded = self.folded(field)
         found = phrases.automaton.find_matches_as_indexes(folded.padded, overlapping=True)
         if not found:
             return []
-        scan = self._fields[field] = _FieldScan(folded, phrases, found)
-        keys = {item[0] for item in found}
+        scan = self.fields[field] = _FieldScan(folded, phrases, found)
+        keys = scan.keys
         present = self.present
-        codes = phrases.codes[field]
-        rules = phrases.rules[field]
-        for key in keys:
-            present.update(codes[key])
-            candidates.update(rules[key])
-        for level, passes in zip(passed, phrases.passes, strict=True):
-            by_key = passes[field]
-            for key in keys:
-                level.update(by_key[key])
+        candidates.update(chain.from_iterable(map(phrases.rules[field].__getitem__, keys)))
         cased_found: list[int] = []
         if phrases.cased and not phrases.cased.isdisjoint(keys):
             for key in phrases.cased.intersection(keys):
@@ -174,6 +170,14 @@ class Scan:
                                 present.add(code)
                                 cased_found.append(code)
         return cased_found
+
+    def add_plain_codes(self) -> None:
+        """Add the codes of the plain phrase terms found to `present` (cased and regex terms
+        are added by the scan itself)."""
+        present = self.present
+        for field, found in self.fields.items():
+            codes = found.phrases.codes[field]
+            present.update(chain.from_iterable(map(codes.__getitem__, found.keys)))
 
     def _case_matches(self, hit: Hit, stem: str) -> bool:
         """A case-sensitive term: the original text must show the stem in the case written."""
@@ -215,7 +219,7 @@ class Scan:
             hits = []
         else:
             field = code & FIELD_CODE_MASK
-            scan = self._fields[field]
+            scan = self.fields[field]
             found = scan.term_found(code >> FIELD_CODE_BITS)
             passed = self._cased.get(code)
             if passed is not None:
@@ -235,7 +239,7 @@ class Scan:
     def hits(self) -> dict[int, list[Hit]]:
         """Every term found with its hits, in the order the terms were first found."""
         order: dict[int, None] = {}
-        for field, scan in self._fields.items():
+        for field, scan in self.fields.items():
             keys = scan.phrases.keys
             # By where the key's text ends, the longer first, whole words before prefixes.
             found = sorted(
@@ -292,34 +296,42 @@ def _scan(ruleset: RuleSet, texts: tuple[str, ...]) -> tuple[Scan, set[int]]:
     index = ruleset.index
     scan = Scan(index, texts)
     candidates: set[int] = set()
-    passed: list[set[int]] = [set() for _ in index.requirements]
     extra: list[int] = []  # codes not found through an automaton key: cased and regex terms
     for field, phrases in index.phrases:
         if texts[field]:
-            extra += scan.scan_phrases(field, phrases, candidates, passed)
+            extra += scan.scan_phrases(field, phrases, candidates)
     if index.regex_set is not None:
         for field in index.regex_fields:
             if texts[field]:
                 extra += scan.scan_regexes(field)
-    if extra:
-        triggers = index.triggers
-        for code in extra:
-            candidates.update(triggers.get(code, ()))
-            for level, (by_code, _) in zip(passed, index.requirements, strict=True):
-                level.update(by_code.get(code, ()))
-    if candidates:
-        # Drop the rules a further requirement of which has no term found (cheaper in sets).
-        for level, (_, having) in zip(passed, index.requirements, strict=True):
-            checked = candidates.intersection(having)
-            if checked:
-                candidates.difference_update(checked.difference(level))
+    triggers = index.triggers
+    for code in extra:
+        candidates.update(triggers.get(code, ()))
     candidates.update(index.always)
+    if not candidates:
+        return scan, candidates
+    scan.add_plain_codes()
+    # Drop the rules a further requirement of which has no term found (cheaper in sets).
+    for level, (by_code, having) in enumerate(index.requirements):
+        checked = candidates.intersection(having)
+        if not checked:
+            continue
+        passed: set[int] = set()
+        for field, found in scan.fields.items():
+            by_key = found.phrases.passes[level][field]
+            passed.update(chain.from_iterable(map(by_key.__getitem__, found.keys)))
+        for code in extra:
+            passed.update(by_code.get(code, ()))
+        candidates.difference_update(checked.difference(passed))
     return scan, candidates
 
 
 def scan_article(ruleset: RuleSet, article: Article) -> Scan:
     """Find every term of `ruleset` in `article` (no condition evaluated yet)."""
-    return _scan(ruleset, field_texts(article, domain=ruleset.index.needs_domain))[0]
+    scan, candidates = _scan(ruleset, field_texts(article, domain=ruleset.index.needs_domain))
+    if not candidates:
+        scan.add_plain_codes()
+    return scan
 
 
 def match_article(ruleset: RuleSet, article: Article) -> tuple[Match, ...]:
