@@ -128,6 +128,16 @@ class Settings(BaseModel):
         "User-Agent sent to feed servers",
     )
     log_level: str = _setting("INFO", "MONITOR_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR")
+    metrics_port: int | None = _setting(
+        None,
+        "MONITOR_METRICS_PORT",
+        "port of the Prometheus /metrics endpoint of `monitor run`; unset: no endpoint",
+        ge=0,
+        le=65535,
+    )
+    metrics_host: str = _setting(
+        "127.0.0.1", "MONITOR_METRICS_HOST", "address the metrics endpoint listens on"
+    )
 
     @field_validator("slack_api_url")
     @classmethod

@@ -2,7 +2,8 @@
 
 A broken edit never replaces working rules: the engine keeps the last good
 version of a broken file (``load_rules(previous=...)``), and this module
-reports the problems (log, counter, optional ops message) until a fix lands.
+reports the problems (log, the `monitor_rule_reload_failures_total` metric, optional ops
+message) until a fix lands.
 """
 
 from __future__ import annotations
@@ -12,9 +13,13 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from monitor.matching import RuleLoad, RuleSet, load_rules
 from monitor.matching.load import rule_files
+
+if TYPE_CHECKING:
+    from monitor.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +52,15 @@ def describe_changes(old: RuleSet, new: RuleSet) -> list[str]:
 class LiveRules:
     """Thread-safe holder of the current RuleLoad; ``refresh`` is the reload job."""
 
-    def __init__(self, path: Path, on_problems: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        on_problems: Callable[[str], None] | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.path = path
         self._on_problems = on_problems
+        self._metrics = metrics
         self._lock = threading.Lock()
         self._files = snapshot(path)
         self._load = load_rules(path)
@@ -82,6 +93,8 @@ class LiveRules:
 
     def _report(self, loaded: RuleLoad, *, initial: bool) -> None:
         errors = [problem for problem in loaded.problems if problem.severity == "error"]
+        if self._metrics is not None:
+            self._metrics.record_rules(loaded, reload_failed=bool(errors) and not initial)
         for problem in loaded.problems:
             (log.error if problem.severity == "error" else log.warning)("%s", problem)
         if not errors:

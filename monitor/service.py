@@ -17,10 +17,11 @@ from datetime import UTC, datetime, timedelta
 from types import FrameType
 
 from monitor.config import Settings
-from monitor.errors import MonitorError
+from monitor.errors import ConfigError, MonitorError
 from monitor.feeds.catalog import load_feeds
 from monitor.feeds.fetch import FetchOptions
 from monitor.live_rules import LiveRules, snapshot
+from monitor.metrics import Metrics
 from monitor.notify.base import AlertSender
 from monitor.notify.console import ConsoleSender
 from monitor.notify.render import render_notice
@@ -72,12 +73,31 @@ class Service:
             poll_interval=settings.poll_interval,
             alert_window_hours=settings.alert_window_hours,
         )
-        self.rules = LiveRules(settings.rules_dir, on_problems=self._notify_ops)
+        self.metrics = Metrics()
+        self.rules = LiveRules(
+            settings.rules_dir, on_problems=self._notify_ops, metrics=self.metrics
+        )
         self._feeds_snapshot: dict[str, str] = {}
         self._reader: ArticleReader | None = None
         self.sync_feeds()
 
+    def serve_metrics(self) -> None:
+        """Start the /metrics endpoint if MONITOR_METRICS_PORT is set."""
+        host, port = self.settings.metrics_host, self.settings.metrics_port
+        if port is None:
+            return
+        try:
+            port = self.metrics.serve(host, port)
+        except OSError as exc:
+            raise ConfigError(
+                "MONITOR_METRICS_PORT",
+                f"cannot listen on {host}:{port} ({exc.strerror or exc});"
+                " choose a free port, or unset it to run without metrics",
+            ) from exc
+        log.info("metrics on http://%s:%d/metrics", host, port)
+
     def close(self) -> None:
+        self.metrics.close()
         if self._reader is not None:
             self._reader.close()
             self._reader = None
@@ -106,6 +126,7 @@ class Service:
         """Poll the due feeds, or all active feeds with ``every`` (`monitor poll --once`)."""
         reader = self._current_reader()
         report = asyncio.run(poll_cycle(self.store, reader, self.poll_settings, every=every))
+        self.metrics.record_poll(report)
         if report.parser_crashed:
             log.warning("a parser process crashed; starting a new pool")
             reader.close(wait=False)
@@ -128,6 +149,7 @@ class Service:
             default_channel=self.settings.slack_channel,
             batch=self.settings.delivery_batch,
         )
+        self.metrics.record_delivery(report)
         if report.sent or report.retrying or report.failed:
             log.info(
                 "alerts: %d sent, %d to retry, %d failed",
@@ -210,6 +232,7 @@ def run_forever(service: Service) -> None:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
+        service.serve_metrics()
         scheduler.start()
     finally:
         service.close()

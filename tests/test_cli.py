@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -263,7 +265,9 @@ def test_run_polls_and_stops_cleanly_on_sigterm(polled, tmp_path, feed_server):
     feed_server.add("/more.xml", '<rss version="2.0"><channel><title>More</title></channel></rss>')
     feeds = Path(polled["MONITOR_FEEDS"])
     feeds.write_text(feeds.read_text() + f"  - url: {feed_server.url('/more.xml')}\n")
+    metrics_port = free_port()
     env = {**os.environ, **polled, "MONITOR_POLL_TICK": "1", "MONITOR_DELIVERY_INTERVAL": "1"}
+    env["MONITOR_METRICS_PORT"] = str(metrics_port)
     process = subprocess.Popen(
         [sys.executable, "-m", "monitor", "run"],
         env=env,
@@ -277,6 +281,7 @@ def test_run_polls_and_stops_cleanly_on_sigterm(polled, tmp_path, feed_server):
         while not feed_server.requests_for("/more.xml") and time.monotonic() < deadline:
             time.sleep(0.1)
         time.sleep(1)  # let the cycle record its outcome
+        metrics = scrape(f"http://127.0.0.1:{metrics_port}/metrics")
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=30)
     finally:
@@ -287,6 +292,46 @@ def test_run_polls_and_stops_cleanly_on_sigterm(polled, tmp_path, feed_server):
     assert "media-monitor 0.1.0: 2 feeds, 1 rules" in stderr
     assert "polled 1 feeds (0 failed): 0 new articles, 0 matches, 0 alerts queued" in stderr
     assert "received SIGTERM, stopping after the jobs in progress" in stderr
+    assert f"metrics on http://127.0.0.1:{metrics_port}/metrics" in stderr
+    assert metrics["monitor_rules_active"] == 1
+    assert metrics['monitor_feed_polls_total{outcome="updated"}'] == 1  # more.xml
+    assert metrics["monitor_rule_reload_failures_total"] == 0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def scrape(url: str) -> dict[str, float]:
+    """The samples of a Prometheus text page, by name with labels."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    return samples
+
+
+def test_run_says_so_when_the_metrics_port_is_taken(tmp_path, rules_dir):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {
+            "MONITOR_RULES": str(rules_dir),
+            "MONITOR_DATABASE_URL": f"sqlite:///{tmp_path}/m.db",
+            "MONITOR_METRICS_PORT": str(port),
+        }
+        result = invoke("run", env=env)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: MONITOR_METRICS_PORT: cannot listen on 127.0.0.1:{port} (Address already in"
+        " use); choose a free port, or unset it to run without metrics\n"
+    )
 
 
 def test_run_refuses_a_wrong_slack_token(tmp_path, rules_dir, slack_server):

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 from monitor.live_rules import LiveRules
+from monitor.metrics import Metrics
 
 LIST = "lists:\n  face: [facial recognition]\n"
 RULE = """\
@@ -78,6 +79,26 @@ def test_a_broken_edit_keeps_the_last_good_version_until_fixed(tmp_path, caplog)
     assert live.refresh() is True
     assert "moratorium" in terms(live)
     assert live.failed_reloads == 1 and len(notices) == 1
+
+
+def test_a_broken_edit_shows_in_the_metrics_until_fixed(tmp_path):
+    metrics = Metrics()
+    write(tmp_path)
+    live = LiveRules(tmp_path, metrics=metrics)
+
+    def value(name: str) -> float | None:
+        return metrics.registry.get_sample_value(name)
+
+    assert (value("monitor_rules_active"), value("monitor_rule_errors")) == (1, 0)
+    assert value("monitor_rule_reload_failures_total") == 0
+    (tmp_path / "fr.yaml").write_text(RULE.format(action="ban*").replace("title:", "titel:"))
+    live.refresh()  # two errors: "titel" is unknown and "title" is missing
+    assert (value("monitor_rules_active"), value("monitor_rule_errors")) == (1, 2)
+    assert value("monitor_rule_reload_failures_total") == 1
+    write(tmp_path, action="moratorium")
+    live.refresh()
+    assert (value("monitor_rules_active"), value("monitor_rule_errors")) == (1, 0)
+    assert value("monitor_rule_reload_failures_total") == 1  # a counter: the failure happened
 
 
 def test_the_service_tells_the_ops_channel_about_a_broken_edit(tmp_path, slack_server):

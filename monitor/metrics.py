@@ -1,0 +1,89 @@
+"""Prometheus metrics of one `monitor run` process, served when MONITOR_METRICS_PORT is set.
+
+Counters cover what an operator alerts on: rule reloads that found errors (the last good
+version of each broken file stays active, so nothing else shows it), feed polls by outcome,
+and alert deliveries by outcome. Gauges give the rules running and the errors in the rule
+files as last loaded. Each Metrics has its own registry, so two services in one process (as
+in tests) never share counts.
+"""
+
+from __future__ import annotations
+
+import threading
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+from monitor.matching import RuleLoad
+from monitor.pipeline import DeliveryReport, PollReport
+
+FEED_OUTCOMES = ("updated", "not-modified", "unchanged", "failed")
+DELIVERY_OUTCOMES = ("sent", "retrying", "failed")
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.rule_reload_failures = Counter(
+            "monitor_rule_reload_failures",
+            "Reloads of the rules folder that found errors; the last good version of each"
+            " broken file stayed active",
+            registry=self.registry,
+        )
+        self.rules_active = Gauge(
+            "monitor_rules_active", "Enabled rules running", registry=self.registry
+        )
+        self.rule_errors = Gauge(
+            "monitor_rule_errors",
+            "Errors in the rule files as last loaded (0 when every file is valid)",
+            registry=self.registry,
+        )
+        self.feed_polls = Counter(
+            "monitor_feed_polls", "Feed polls by outcome", ["outcome"], registry=self.registry
+        )
+        self.new_articles = Counter(
+            "monitor_new_articles", "Articles seen for the first time", registry=self.registry
+        )
+        self.new_matches = Counter(
+            "monitor_new_matches", "Rule matches on new articles", registry=self.registry
+        )
+        self.alert_deliveries = Counter(
+            "monitor_alert_deliveries",
+            "Alert sends by outcome: sent, retrying (re-queued) or failed (given up)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        for outcome in FEED_OUTCOMES:  # every series exists from the start, at zero
+            self.feed_polls.labels(outcome)
+        for outcome in DELIVERY_OUTCOMES:
+            self.alert_deliveries.labels(outcome)
+        self._server: WSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def record_rules(self, loaded: RuleLoad, *, reload_failed: bool) -> None:
+        self.rules_active.set(sum(rule.enabled for rule in loaded.ruleset.rules))
+        self.rule_errors.set(sum(problem.severity == "error" for problem in loaded.problems))
+        if reload_failed:
+            self.rule_reload_failures.inc()
+
+    def record_poll(self, report: PollReport) -> None:
+        for feed in report.feeds:
+            self.feed_polls.labels(feed.outcome).inc()
+        self.new_articles.inc(report.new_articles)
+        self.new_matches.inc(report.new_matches)
+
+    def record_delivery(self, report: DeliveryReport) -> None:
+        self.alert_deliveries.labels("sent").inc(report.sent)
+        self.alert_deliveries.labels("retrying").inc(report.retrying)
+        self.alert_deliveries.labels("failed").inc(report.failed)
+
+    def serve(self, host: str, port: int) -> int:
+        """Serve /metrics on host:port in a daemon thread; return the port (0 picks one)."""
+        self._server, self._thread = start_http_server(port, addr=host, registry=self.registry)
+        return int(self._server.server_port)
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
