@@ -262,23 +262,21 @@ class Scan:
         """Every hit of the term of `code` in its field as evidence, in text order; built once."""
         entries = self._evidence.get(code)
         if entries is None:
-            term = code >> FIELD_CODE_BITS
-            entries = self._evidence[code] = [self.entry(term, hit) for hit in self.code_hits(code)]
+            term_id = code >> FIELD_CODE_BITS
+            entries = self._evidence[code] = [
+                self.entry(term_id, hit) for hit in self.code_hits(code)
+            ]
         return entries
 
     def entry(self, term_id: int, hit: Hit) -> Evidence:
         """One hit of a term as evidence, with its TermHit (offsets into the original text)."""
-        first, last = self.original(hit)
+        field, start, end, first, last = hit
+        if first < 0:
+            first, last = self.folded(field).span(start, end)
         term = self.index.terms[term_id]
-        term_hit = TermHit(
-            term=term.text,
-            field=FIELDS[hit[0]],
-            text=self.texts[hit[0]][first:last],
-            start=first,
-            end=last,
-            list_name=term.list_name,
-        )
-        return ((hit[0], hit[1], term_id), term_hit)
+        text = self.texts[field]
+        term_hit = TermHit(term.text, FIELDS[field], text[first:last], first, last, term.list_name)
+        return ((field, start, term_id), term_hit)
 
     def words(self, hit: Hit) -> tuple[int, int]:
         """Index of the first and the last word of a hit."""
