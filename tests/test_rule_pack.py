@@ -27,6 +27,7 @@ from monitor.model import Article
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules"
 HEADLINES = Path(__file__).resolve().parent / "data" / "headlines.jsonl"
+HOLDOUT = Path(__file__).resolve().parent / "data" / "holdout.jsonl"
 PUBLISHED = datetime(2020, 1, 1, tzinfo=UTC)  # matching ignores the date
 FLOOR = 0.95
 
@@ -37,14 +38,14 @@ class Headline:
     flag: bool
 
 
-def _headlines() -> tuple[Headline, ...]:
+def _headlines(path: Path = HEADLINES) -> tuple[Headline, ...]:
     items = []
-    for number, line in enumerate(HEADLINES.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         row = json.loads(line)
-        assert row["label"] in {"flag", "ignore"}, f"headlines.jsonl:{number}: bad label"
+        assert row["label"] in {"flag", "ignore"}, f"{path.name}:{number}: bad label"
         article = Article(
             feed_url="test:headlines",
-            entry_id=f"headlines.jsonl:{number}",
+            entry_id=f"{path.name}:{number}",
             title=row["title"],
             summary=row.get("summary", ""),
             published=PUBLISHED,
@@ -89,8 +90,9 @@ def test_labelled_set_has_its_documented_shape() -> None:
     assert sum(not item.flag for item in items) >= 90
 
 
-def test_pack_precision_and_recall_on_labelled_headlines(pack: RuleLoad) -> None:
-    items = [LabelledArticle(item.article, item.flag) for item in _headlines()]
+@pytest.mark.parametrize("path", [HEADLINES, HOLDOUT], ids=["headlines", "holdout"])
+def test_pack_precision_and_recall_on_labelled_headlines(pack: RuleLoad, path: Path) -> None:
+    items = [LabelledArticle(item.article, item.flag) for item in _headlines(path)]
     report = evaluate(pack.ruleset, items)
     precision, recall = report.overall.precision or 0.0, report.overall.recall or 0.0
     wrong = [f"{m.kind} ({m.rule_id}): {m.title} {m.matched_terms}" for m in report.misclassified]
