@@ -10,6 +10,8 @@ import pytest
 from monitor.matching import load_rules, match_article
 from monitor.model import Article
 
+ROOT = Path(__file__).resolve().parent.parent
+
 RULE = "rules:\n  - id: r\n    title: R\n"
 
 ERROR_CASES = [
@@ -358,3 +360,50 @@ def test_a_reload_reuses_files_that_did_not_change(tmp_path: Path) -> None:
     assert second.last_good[b] is not first.last_good[b]
     assert [rule.title for rule in second.ruleset.rules] == ["A", "B2"]
     assert second.files[a] == first.files[a] and second.files[b] != first.files[b]
+
+
+TRICKY_YAML = """\
+lists:
+  plain:
+    - NO
+    - on
+    - 0755
+    - 1:30
+    - ~
+    - ""
+    - 'single'
+    - "double \\u00e9"
+  anchored: &shared
+    - one
+    - two
+  block: |
+    literal text
+  folded: >-
+    folded
+    text
+rules:
+  - id: r
+    condition: a and b
+    terms: {a: *shared, b: [x]}
+"""
+
+
+@pytest.mark.parametrize(
+    "name", ["tricky", *sorted(p.name for p in (ROOT / "rules").glob("*.yaml"))]
+)
+def test_libyaml_reads_rule_files_as_the_pure_parser_does(name: str) -> None:
+    # read_yaml takes libyaml's events when ruamel.yaml.clib is installed (it is a dependency);
+    # values, positions and scalar styles must be what the pure parser gives.
+    from ruamel.yaml import YAML
+
+    from monitor.matching.yamlsource import _read
+
+    assert YAML(typ="safe", pure=False).Parser.__name__ == "CParser"  # libyaml is installed
+    text = TRICKY_YAML if name == "tricky" else (ROOT / "rules" / name).read_text()
+    fast, slow = _read(text, pure=False), _read(text, pure=True)
+    assert fast[0] == slow[0]
+    assert (fast[1].values, fast[1].keys, fast[1].scalars) == (
+        slow[1].values,
+        slow[1].keys,
+        slow[1].scalars,
+    )
