@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -205,6 +205,30 @@ def rules_check(app: AppContext, path: Path | None) -> None:
     )
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def stored_article_options(default_since: str) -> Callable[[F], F]:
+    """--since, --feed and --limit: which stored articles a rules command works on."""
+
+    def decorate(command: F) -> F:
+        command = click.option(
+            "--limit", type=click.IntRange(min=1), help="At most this many articles."
+        )(command)
+        command = click.option("--feed", "feed_url", help="Stored articles: only this feed URL.")(
+            command
+        )
+        return click.option(
+            "--since",
+            default=default_since,
+            show_default=True,
+            type=DURATION,
+            help="Stored articles published this recently (90m, 12h, 30d).",
+        )(command)
+
+    return decorate
+
+
 @rules.command("test")
 @click.option(
     "--input",
@@ -219,15 +243,7 @@ def rules_check(app: AppContext, path: Path | None) -> None:
     type=click.Path(exists=True, path_type=Path),
     help="Rules folder or file to try (default: MONITOR_RULES).",
 )
-@click.option(
-    "--since",
-    default="30d",
-    show_default=True,
-    type=DURATION,
-    help="Stored articles: how far back (90m, 12h, 30d).",
-)
-@click.option("--feed", "feed_url", help="Stored articles: only this feed URL.")
-@click.option("--limit", type=click.IntRange(min=1), help="At most this many articles.")
+@stored_article_options(default_since="30d")
 @click.option(
     "--diff",
     "changed",
@@ -275,6 +291,44 @@ def rules_test(
             click.echo(json.dumps(dryrun.result_json(article, matches), ensure_ascii=False))
     else:
         dryrun.print_table(results, show_all=show_all)
+
+
+@rules.command("apply")
+@stored_article_options(default_since="7d")
+@click.option(
+    "--alert", is_flag=True, help="Also queue alerts for the new matches (default: record only)."
+)
+@pass_app
+def rules_apply(
+    app: AppContext, since: timedelta, feed_url: str | None, limit: int | None, alert: bool
+) -> None:
+    """Apply the live rules to stored articles and record the matches they lack.
+
+    For a rule added or changed after the articles were polled. Matches already stored are
+    kept; alerts are queued only with --alert, once per article and channel.
+    """
+    from monitor.matching import load_rules
+    from monitor.reader import match_articles
+
+    settings = app.settings
+    live = load_rules(settings.rules_dir)
+    report_problems(live.problems)
+    with open_store(settings) as store:
+        stored = store.stored_articles(datetime.now(UTC) - since, feed_url, limit)
+        results = match_articles(live.ruleset, [item.article for item in stored])
+        saved = store.record_backfill(
+            [(item.id, found) for item, (_, found) in zip(stored, results, strict=True)],
+            datetime.now(UTC),
+            alert=alert,
+        )
+    for rule_id, count in saved.by_rule.items():
+        click.echo(f"{rule_id}: {count} new")
+    alerts = (
+        f"{saved.new_deliveries} alerts queued"
+        if alert
+        else "no alerts queued (--alert queues them)"
+    )
+    click.echo(f"{len(stored)} articles: {saved.new_matches} new matches, {alerts}")
 
 
 @rules.command("eval")

@@ -254,6 +254,26 @@ def test_rules_test_over_stored_articles_and_diff(polled, tmp_path):
     ]
 
 
+def test_rules_apply_records_what_a_new_rule_matches_in_stored_articles(polled, rules_dir):
+    (rules_dir / "weather.yaml").write_text(
+        "rules:\n  - id: weather\n    title: Weather\n    channel: '#wx'\n"
+        "    condition: '\"weather\"'\n"
+    )
+    first = invoke("rules", "apply", "--since", "1d", "--alert", env=polled)
+    assert first.exit_code == 0, first.output
+    assert first.stdout.splitlines() == [
+        "weather: 1 new",
+        "2 articles: 1 new matches, 1 alerts queued",
+    ]
+    again = invoke("rules", "apply", "--since", "1d", env=polled)
+    assert again.stdout == "2 articles: 0 new matches, no alerts queued (--alert queues them)\n"
+    listed = invoke("matches", "list", env=polled).stdout.splitlines()
+    assert [line.split()[-2:] for line in listed if line.endswith("]")] == [
+        ["weather", "[pending]"],  # newest first
+        ["fr-ban", "[sent]"],
+    ]
+
+
 def test_db_upgrade_reports_the_revision(tmp_path):
     url = f"sqlite:///{tmp_path / 'm.db'}"
     result = invoke("db", "upgrade", env={"MONITOR_DATABASE_URL": url})

@@ -12,7 +12,15 @@ import pytest
 
 from monitor.errors import StoreError
 from monitor.model import Article, FeedSpec, Match, TermHit
-from monitor.store import DEFAULT_CHANNEL, FeedState, PollOutcome, PollSaved, Store, StoredMatch
+from monitor.store import (
+    DEFAULT_CHANNEL,
+    BackfillSaved,
+    FeedState,
+    PollOutcome,
+    PollSaved,
+    Store,
+    StoredMatch,
+)
 from monitor.store.engine import parse_url
 from tests.support.pg import PostgresHandle
 
@@ -350,6 +358,41 @@ def test_articles_filters_for_dry_runs(store: Store) -> None:
     assert store.articles(since=NOW - timedelta(days=1)) == [a_new, b_mid]
     assert store.articles(feed_url=FEED_A.url) == [a_new, a_old]
     assert store.articles(limit=1) == [a_new]
+
+
+def test_backfill_records_only_the_matches_articles_lack(store: Store) -> None:
+    store.record_poll(poll(FEED_A, (article("1"), [match("r1")]), (article("2"), [])))
+    delivered = store.claim_deliveries(NOW, LEASE, 10)
+    store.mark_delivered(delivered[0].id, NOW, "ts")
+    stored = {s.article.entry_id: s.id for s in store.stored_articles()}
+    assert [s.article for s in store.stored_articles()] == store.articles()
+    later = NOW + timedelta(hours=1)
+    found = [
+        (stored["1"], [match("r1", term="changed"), match("r2", "#ops")]),  # r1 kept as it was
+        (stored["2"], [match("r1"), match("r1", term="again")]),  # once per rule
+    ]
+    saved = store.record_backfill(found, later)
+    assert saved == BackfillSaved(2, 0, {"r1": 1, "r2": 1})
+    assert store.record_backfill(found, later, alert=True) == BackfillSaved(0, 0, {})
+    kept = {(m.article.entry_id, m.match.rule_id): m.match for m in store.recent_matches()}
+    assert kept["1", "r1"].hits[0].term == "flood" and len(kept) == 3
+    assert store.claim_deliveries(later, LEASE, 10) == []  # no alert without `alert`
+
+
+def test_backfill_alerts_once_per_article_and_new_channel(store: Store) -> None:
+    store.record_poll(poll(FEED_A, (article("1"), [match("r1", "#news")]), (article("2"), [])))
+    stored = {s.article.entry_id: s.id for s in store.stored_articles()}
+    saved = store.record_backfill(
+        [
+            (stored["1"], [match("r2", "#news"), match("r3", "#ops")]),  # #news has its alert
+            (stored["2"], [match("r2", "#news"), match("r4", "#news")]),
+        ],
+        NOW,
+        alert=True,
+    )
+    assert saved == BackfillSaved(4, 2, {"r2": 2, "r3": 1, "r4": 1})
+    claimed = sorted((d.article.entry_id, d.channel) for d in store.claim_deliveries(NOW, LEASE, 9))
+    assert claimed == [("1", "#news"), ("1", "#ops"), ("2", "#news")]
 
 
 # -- feeds: claiming, fetch state, sync -----------------------------------------------------

@@ -2,20 +2,24 @@
 
 from monitor.store.store import (
     DEFAULT_CHANNEL,
+    BackfillSaved,
     FeedState,
     PendingDelivery,
     PollOutcome,
     PollSaved,
     Store,
+    StoredArticle,
     StoredMatch,
 )
 
 __all__ = [
     "DEFAULT_CHANNEL",
+    "BackfillSaved",
     "FeedState",
     "PendingDelivery",
     "PollOutcome",
     "PollSaved",
     "Store",
+    "StoredArticle",
     "StoredMatch",
 ]

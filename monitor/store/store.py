@@ -23,6 +23,7 @@ from sqlalchemy import (
     Insert,
     Row,
     Select,
+    Table,
     and_,
     func,
     literal,
@@ -106,6 +107,23 @@ class PollSaved:
     new_articles: int
     new_matches: int
     new_deliveries: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredArticle:
+    """An article as stored, with its row id (to record matches found later)."""
+
+    id: int
+    article: Article
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillSaved:
+    """What record_backfill added: matches and alerts the articles did not have yet."""
+
+    new_matches: int
+    new_deliveries: int
+    by_rule: dict[str, int]  # rule id -> new matches
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,7 +341,13 @@ class Store:
         self, since: datetime | None = None, feed_url: str | None = None, limit: int | None = None
     ) -> list[Article]:
         """Stored articles, newest published first, for dry runs of rules over what was seen."""
-        query = _article_select()
+        return [stored.article for stored in self.stored_articles(since, feed_url, limit)]
+
+    def stored_articles(
+        self, since: datetime | None = None, feed_url: str | None = None, limit: int | None = None
+    ) -> list[StoredArticle]:
+        """Like `articles`, with the row ids that `record_backfill` takes."""
+        query = _article_select(articles.c.id.label("article_id"))
         if since is not None:
             query = query.where(articles.c.published >= since)
         if feed_url is not None:
@@ -331,7 +355,64 @@ class Store:
         query = query.order_by(articles.c.published.desc(), articles.c.id.desc()).limit(limit)
         with self._transaction() as connection:
             rows = connection.execute(query).all()
-        return [_article(row) for row in rows]
+        return [StoredArticle(row.article_id, _article(row)) for row in rows]
+
+    def record_backfill(
+        self,
+        matched: Sequence[tuple[int, Sequence[Match]]],
+        now: datetime,
+        *,
+        alert: bool = False,
+    ) -> BackfillSaved:
+        """Record the matches stored articles lack (changed or new rules applied to them).
+
+        A rule that already matched an article keeps its stored match; with `alert`, one pending
+        delivery per channel of the new matches, unless the article already has one there.
+        Running it twice adds nothing the second time. One transaction.
+        """
+        rows = [
+            _match_row(article_id, match, now)
+            for article_id, article_matches in matched
+            for match in _first_per_rule(article_matches)
+        ]
+        if not rows:
+            return BackfillSaved(0, 0, {})
+        with self._transaction(write=True) as connection:
+            inserted: list[Row[Any]] = []
+            for chunk in _chunks(rows):
+                inserted += connection.execute(
+                    _insert_ignoring_conflicts(connection, matches).returning(
+                        matches.c.article_id, matches.c.rule_id, matches.c.channel
+                    ),
+                    list(chunk),
+                ).all()
+            deliveries_added = 0
+            if alert and inserted:
+                wanted = {(row.article_id, _delivery_channel(row.channel)) for row in inserted}
+                delivery_rows = [
+                    {
+                        "article_id": article_id,
+                        "channel": channel,
+                        "status": "pending",
+                        "attempts": 0,
+                        "next_attempt_at": now,
+                        "created_at": now,
+                    }
+                    for article_id, channel in sorted(wanted)
+                ]
+                for chunk in _chunks(delivery_rows):
+                    deliveries_added += len(
+                        connection.execute(
+                            _insert_ignoring_conflicts(connection, deliveries).returning(
+                                deliveries.c.id
+                            ),
+                            list(chunk),
+                        ).all()
+                    )
+        by_rule: dict[str, int] = {}
+        for row in inserted:
+            by_rule[row.rule_id] = by_rule.get(row.rule_id, 0) + 1
+        return BackfillSaved(len(inserted), deliveries_added, dict(sorted(by_rule.items())))
 
     def recent_matches(self, limit: int = 50, since: datetime | None = None) -> list[StoredMatch]:
         """Stored matches, newest first, with their article and delivery status."""
@@ -529,10 +610,7 @@ def _record(connection: Connection, outcome: PollOutcome) -> PollSaved:
         article_id = stored.get(article.entry_id)
         if article_id is None:
             continue  # stored meanwhile by another writer, or by another feed's link
-        by_rule: dict[str, Match] = {}
-        for match in article_matches:
-            by_rule.setdefault(match.rule_id, match)
-        unique = list(by_rule.values())
+        unique = _first_per_rule(article_matches)
         match_rows += [_match_row(article_id, m, outcome.polled_at) for m in unique]
         if outcome.alert_since is not None and article.published < outcome.alert_since:
             continue
@@ -552,6 +630,14 @@ def _record(connection: Connection, outcome: PollOutcome) -> PollSaved:
     if delivery_rows:
         connection.execute(deliveries.insert(), delivery_rows)
     return PollSaved(len(stored), len(match_rows), len(delivery_rows))
+
+
+def _first_per_rule(found: Sequence[Match]) -> list[Match]:
+    """One match per rule (the first): a stored match is unique per article and rule."""
+    by_rule: dict[str, Match] = {}
+    for match in found:
+        by_rule.setdefault(match.rule_id, match)
+    return list(by_rule.values())
 
 
 def _unseen(
@@ -597,10 +683,10 @@ def _known(
     return known_entries, known_links
 
 
-def _insert_ignoring_conflicts(connection: Connection) -> Insert:
+def _insert_ignoring_conflicts(connection: Connection, table: Table = articles) -> Insert:
     if connection.dialect.name == "postgresql":
-        return postgresql.insert(articles).on_conflict_do_nothing()
-    return sqlite.insert(articles).on_conflict_do_nothing()
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return sqlite.insert(table).on_conflict_do_nothing()
 
 
 def _article_row(feed_id: int, article: Article, seen_at: datetime) -> dict[str, Any]:
