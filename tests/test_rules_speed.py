@@ -221,7 +221,9 @@ def test_evidence_equals_a_walk_of_the_condition(tmp_path: Path) -> None:
             assert holds
             expected: dict[tuple[int, int, int], TermHit] = {}
             for term_id, hit in sorted(evidence, key=lambda item: (item[1][:2], item[0])):
-                first, last = scan.original(hit)
+                field, start, end, first, last = hit
+                if first < 0:  # a phrase hit: map the folded span back to the original text
+                    first, last = scan.folded(field).span(start, end)
                 term = ruleset.index.terms[term_id]
                 text = scan.texts[hit[0]][first:last]
                 term_hit = TermHit(term.text, FIELDS[hit[0]], text, first, last, term.list_name)

@@ -283,11 +283,6 @@ class Scan:
         folded = self.folded(hit[0])
         return folded.word_index(hit[1]), folded.word_index(hit[2] - 1)
 
-    def original(self, hit: Hit) -> tuple[int, int]:
-        if hit[3] >= 0:
-            return hit[3], hit[4]
-        return self.folded(hit[0]).span(hit[1], hit[2])
-
 
 def _scan(ruleset: RuleSet, texts: tuple[str, ...]) -> tuple[Scan, set[int]]:
     """Find every term of `ruleset` in the fields; also return the rules worth evaluating."""
