@@ -1,6 +1,6 @@
-"""Compile validated rules into one RuleSet: a multi-pattern automaton per group of fields, an
-RE2 set for regex terms, an index from (term, field) codes to the rules they can trigger, and
-each condition as a small tree of nodes that tests a set of such codes.
+"""Compile validated rules into one RuleSet: a multi-pattern automaton (ahocorasick-rs) per
+group of fields whose keys carry the rules they can trigger, an RE2 set for regex terms, and
+each condition as a small tree of nodes that tests a set of (term, field) codes.
 
 Matching cost then depends on the article's length and the number of hits, not on the number
 of rules. Automaton keys carry their word boundaries as spaces (" facial recognition "), so
@@ -10,7 +10,10 @@ trigger was found: a set of codes one of which must be present for the condition
 further requirements (for `a and b` the other operand) also have a code found; plus the few
 rules whose condition holds without any term, such as `not x` alone. At 10,000 rules this
 leaves about as many candidates as matches. Explanations are built only for rules that
-matched, from TermHits made once per term and article.
+matched, from TermHits made once per (term, field) code and article.
+
+Compiled rules share every equal tuple (node codes, per-key rule lists, keys of one term):
+at 10,000 rules about 26 MB of Python objects and 5 MB of automaton.
 """
 
 from __future__ import annotations

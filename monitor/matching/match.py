@@ -1,9 +1,11 @@
 """Match one article against a RuleSet: one automaton scan per field, then only the rules that
-the (term, field) codes found can make true. Pure: same ruleset and article, same matches.
+the keys found can make true. Pure: same ruleset and article, same matches.
 
-The scan first records which (term, field) pairs were found, as a set of integer codes that
-condition nodes test with `isdisjoint`. Positions are worked out only when they are needed:
-for NEAR/BEFORE and for the evidence of the rules that matched.
+The keys found name the rules worth evaluating (and, per requirement level, the rules whose
+further requirement they meet). Only when one is left are the (term, field) pairs found
+gathered, as a set of integer codes that condition nodes test with `isdisjoint`. Positions
+are worked out only when needed: for NEAR/BEFORE and for the evidence of the rules that
+matched, once per code and shared by every rule that matched on it.
 """
 
 from __future__ import annotations
