@@ -275,10 +275,9 @@ def rules_test(
     live = load_rules(rules_dir or settings.rules_dir)
     report_problems(live.problems)
     if source is not None:
-        articles = dryrun.read_articles(source, settings)
+        articles = dryrun.read_articles(source, settings)[:limit]
     else:
-        articles = stored_articles(settings, since, feed_url)
-    articles = articles[:limit] if limit else articles
+        articles = stored_articles(settings, since, feed_url, limit)
     if changed is not None:
         candidate = load_rules(changed)
         report_problems(candidate.problems)
@@ -375,9 +374,11 @@ def report_problems(problems: Sequence[RuleProblem]) -> None:
         click.echo("warning: rules with errors are left out of this run", err=True)
 
 
-def stored_articles(settings: Settings, since: timedelta, feed_url: str | None) -> list[Article]:
+def stored_articles(
+    settings: Settings, since: timedelta, feed_url: str | None, limit: int | None
+) -> list[Article]:
     with open_store(settings, upgrade=False) as store:
-        return store.articles(since=datetime.now(UTC) - since, feed_url=feed_url)
+        return store.articles(datetime.now(UTC) - since, feed_url, limit)
 
 
 # ---------------------------------------------------------------- feeds, matches, db

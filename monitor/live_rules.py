@@ -64,7 +64,6 @@ class LiveRules:
         self._lock = threading.Lock()
         self._files = snapshot(path)
         self._load = load_rules(path)
-        self.failed_reloads = 0
         self._report(self._load, initial=True)
 
     @property
@@ -101,8 +100,6 @@ class LiveRules:
             if not initial:
                 log.info("rules reloaded: %d rules active", len(loaded.ruleset.rules))
             return
-        if not initial:
-            self.failed_reloads += 1
         summary = (
             f"{len(errors)} rule error(s) in {self.path}; "
             f"the last good version of each broken file stays active "

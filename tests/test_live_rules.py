@@ -70,7 +70,6 @@ def test_a_broken_edit_keeps_the_last_good_version_until_fixed(tmp_path, caplog)
     with caplog.at_level(logging.ERROR, logger="monitor.live_rules"):
         assert live.refresh() is True
     assert ids(live) == ["fr-ban"] and live.ruleset.rules == before.rules
-    assert live.failed_reloads == 1
     assert len(notices) == 1 and f"{tmp_path}/fr.yaml:3:5: unknown key 'titel'" in notices[0]
     assert "the last good version of each broken file stays active" in notices[0]
     assert "unknown key 'titel'" in caplog.text
@@ -78,7 +77,7 @@ def test_a_broken_edit_keeps_the_last_good_version_until_fixed(tmp_path, caplog)
     write(tmp_path, action="moratorium")
     assert live.refresh() is True
     assert "moratorium" in terms(live)
-    assert live.failed_reloads == 1 and len(notices) == 1
+    assert len(notices) == 1
 
 
 def test_a_broken_edit_shows_in_the_metrics_until_fixed(tmp_path):

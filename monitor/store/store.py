@@ -378,41 +378,26 @@ class Store:
         if not rows:
             return BackfillSaved(0, 0, {})
         with self._transaction(write=True) as connection:
-            inserted: list[Row[Any]] = []
-            for chunk in _chunks(rows):
-                inserted += connection.execute(
-                    _insert_ignoring_conflicts(connection, matches).returning(
-                        matches.c.article_id, matches.c.rule_id, matches.c.channel
-                    ),
-                    list(chunk),
-                ).all()
-            deliveries_added = 0
+            inserted = _insert_new(
+                connection,
+                matches,
+                rows,
+                matches.c.article_id,
+                matches.c.rule_id,
+                matches.c.channel,
+            )
+            added: list[Row[Any]] = []
             if alert and inserted:
                 wanted = {(row.article_id, _delivery_channel(row.channel)) for row in inserted}
                 delivery_rows = [
-                    {
-                        "article_id": article_id,
-                        "channel": channel,
-                        "status": "pending",
-                        "attempts": 0,
-                        "next_attempt_at": now,
-                        "created_at": now,
-                    }
+                    _delivery_row(article_id, channel, now)
                     for article_id, channel in sorted(wanted)
                 ]
-                for chunk in _chunks(delivery_rows):
-                    deliveries_added += len(
-                        connection.execute(
-                            _insert_ignoring_conflicts(connection, deliveries).returning(
-                                deliveries.c.id
-                            ),
-                            list(chunk),
-                        ).all()
-                    )
+                added = _insert_new(connection, deliveries, delivery_rows, deliveries.c.id)
         by_rule: dict[str, int] = {}
         for row in inserted:
             by_rule[row.rule_id] = by_rule.get(row.rule_id, 0) + 1
-        return BackfillSaved(len(inserted), deliveries_added, dict(sorted(by_rule.items())))
+        return BackfillSaved(len(inserted), len(added), dict(sorted(by_rule.items())))
 
     def recent_matches(self, limit: int = 50, since: datetime | None = None) -> list[StoredMatch]:
         """Stored matches, newest first, with their article and delivery status."""
@@ -615,16 +600,7 @@ def _record(connection: Connection, outcome: PollOutcome) -> PollSaved:
         if outcome.alert_since is not None and article.published < outcome.alert_since:
             continue
         for channel in dict.fromkeys(_delivery_channel(m.channel) for m in unique):
-            delivery_rows.append(
-                {
-                    "article_id": article_id,
-                    "channel": channel,
-                    "status": "pending",
-                    "attempts": 0,
-                    "next_attempt_at": outcome.polled_at,
-                    "created_at": outcome.polled_at,
-                }
-            )
+            delivery_rows.append(_delivery_row(article_id, channel, outcome.polled_at))
     if match_rows:
         connection.execute(matches.insert(), match_rows)
     if delivery_rows:
@@ -683,6 +659,18 @@ def _known(
     return known_entries, known_links
 
 
+def _insert_new(
+    connection: Connection, table: Table, rows: Sequence[dict[str, Any]], *returning: Any
+) -> list[Row[Any]]:
+    """Insert `rows` in chunks, skipping those a unique constraint already holds; return the
+    `returning` columns of the rows inserted."""
+    inserted: list[Row[Any]] = []
+    for chunk in _chunks(rows):
+        statement = _insert_ignoring_conflicts(connection, table).returning(*returning)
+        inserted += connection.execute(statement, list(chunk)).all()
+    return inserted
+
+
 def _insert_ignoring_conflicts(connection: Connection, table: Table = articles) -> Insert:
     if connection.dialect.name == "postgresql":
         return postgresql.insert(table).on_conflict_do_nothing()
@@ -714,6 +702,18 @@ def _match_row(article_id: int, match: Match, created_at: datetime) -> dict[str,
         "severity": match.severity,
         "channel": match.channel,
         "hits": [asdict(hit) for hit in match.hits],
+        "created_at": created_at,
+    }
+
+
+def _delivery_row(article_id: int, channel: str, created_at: datetime) -> dict[str, Any]:
+    """A pending delivery of an article to one channel, due at once."""
+    return {
+        "article_id": article_id,
+        "channel": channel,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": created_at,
         "created_at": created_at,
     }
 
