@@ -58,7 +58,7 @@ def _agrees(text: str) -> None:
     reference = fold_with_offsets(text)
     field = FoldedField(text)
     assert fold(text) == reference.folded == field.folded
-    assert field.padded == f" {reference.folded} "
+    assert field.padded == f" {reference.folded} ".encode()
     assert [field.offset(i) for i in range(len(reference.folded))] == list(reference.offsets)
     for index in range(len(text) + 1):
         assert field.first_at_or_after(index) == bisect_left(reference.offsets, index)

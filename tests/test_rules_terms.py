@@ -100,6 +100,31 @@ def test_hit_offsets_point_into_the_original_text(tmp_path: Path) -> None:
     assert title[8:26] == "Facial\u2011Recognition"
 
 
+def test_hits_after_letters_beyond_ascii_point_at_the_term(tmp_path: Path) -> None:
+    # The automaton reads UTF-8 bytes: hits in text that keeps non-ASCII letters after folding
+    # (Cyrillic, Greek, CJK, "ø") must still give character offsets into the original.
+    body = (
+        "rules:\n  - id: t\n    title: T\n    condition: words or city NEAR/3 lens\n"
+        "    terms:\n"
+        "      words: [распознавание лиц, Øresund, 人脸识别, police, surveil*]\n"
+        "      city: [Москва]\n      lens: [камеры]\n"
+    )
+    ruleset = ruleset_of(tmp_path, body)
+    title = "Москва: ΣΟΦΌΣ камеры 人脸识别 police, «Распознавание\u2011лиц» ØRESUND surveillants"
+    (match,) = match_article(ruleset, article(title))
+    found = [(hit.term, hit.text) for hit in match.hits]
+    assert found == [
+        ("Москва", "Москва"),
+        ("камеры", "камеры"),
+        ("人脸识别", "人脸识别"),
+        ("police", "police"),
+        ("распознавание лиц", "Распознавание\u2011лиц"),
+        ("Øresund", "ØRESUND"),
+        ("surveil*", "surveillants"),
+    ]
+    assert all(title[hit.start : hit.end] == hit.text for hit in match.hits)
+
+
 def test_wildcard_hit_covers_the_whole_word(tmp_path: Path) -> None:
     ruleset = term_rule(tmp_path, "regulat*")
     (match,) = match_article(ruleset, article("New regulations, again"))

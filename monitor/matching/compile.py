@@ -418,7 +418,7 @@ class Key:
 class PhraseIndex:
     """An automaton over the boundary-padded spellings of the phrase terms of some fields."""
 
-    automaton: ahocorasick_rs.AhoCorasick
+    automaton: ahocorasick_rs.BytesAhoCorasick  # over the keys in UTF-8
     keys: tuple[Key, ...]  # in the automaton's pattern order
     # What the scan needs per key found, flat: no attribute lookups in its loop.
     codes: Mapping[int, tuple[tuple[int, ...], ...]]  # field -> key -> codes of its plain terms
@@ -739,14 +739,11 @@ def _phrase_index(
                 )
             codes[index].append(by_plain[key.plain])
     return PhraseIndex(
-        ahocorasick_rs.AhoCorasick(list(spellings)),  # pattern i is keys[i]
+        ahocorasick_rs.BytesAhoCorasick([key.encode() for key in spellings]),  # i is keys[i]
         tuple(keys),
         {index: tuple(per_key) for index, per_key in codes.items()},
-        {index: _key_rules(keys, index, rule_indexes[0], shared) for index in fields},
-        tuple(
-            {index: _key_rules(keys, index, by_code, shared) for index in fields}
-            for by_code in rule_indexes[1:]
-        ),
+        _per_field(keys, fields, rule_indexes[0], shared),
+        tuple(_per_field(keys, fields, by_code, shared) for by_code in rule_indexes[1:]),
         frozenset(number for number, key in enumerate(keys) if key.cased),
     )
 
@@ -756,6 +753,21 @@ def automaton_keys(term: Term) -> set[str]:
     " key" for prefixes, so that every automaton hit is a hit on word boundaries."""
     wild = phrase_core(term.text)[1]
     return {f" {key}" if wild else f" {key} " for key in phrase_keys(term)}
+
+
+def _per_field(
+    keys: list[Key],
+    fields: list[int],
+    by_code: Mapping[int, tuple[int, ...]],
+    shared: dict[tuple[int, ...], tuple[int, ...]],
+) -> dict[int, tuple[tuple[int, ...], ...]]:
+    """Field -> `_key_rules`; fields whose rows are equal (rules that search title, summary
+    and content alike) share one row, so a scan of the three reads the same memory."""
+    rows: dict[int, tuple[tuple[int, ...], ...]] = {}
+    for index in fields:
+        row = _key_rules(keys, index, by_code, shared)
+        rows[index] = next((known for known in rows.values() if known == row), row)
+    return rows
 
 
 def _key_rules(

@@ -33,6 +33,7 @@ Evidence = tuple[tuple[int, int, int], TermHit]
 
 MAX_HITS_PER_TERM = 100  # per article; bounds NEAR pairs on repetitive text
 MAX_REGEX_MATCHES = 100  # per term and field
+_KEY = itemgetter(0)  # of an automaton hit (key index, start, end)
 
 
 def article_domain(link: str | None) -> str:
@@ -71,12 +72,16 @@ class _FieldScan:
     __slots__ = ("_by_key", "_by_term", "folded", "found", "keys", "phrases")
 
     def __init__(
-        self, folded: FoldedField, phrases: PhraseIndex, found: list[tuple[int, int, int]]
+        self,
+        folded: FoldedField,
+        phrases: PhraseIndex,
+        found: list[tuple[int, int, int]],
+        keys: set[int],
     ) -> None:
         self.folded = folded
         self.phrases = phrases
         self.found = found
-        self.keys = set(map(itemgetter(0), found))  # the distinct keys found
+        self.keys = keys  # the distinct keys found
         self._by_key: dict[int, list[tuple[int, int, int]]] | None = None
         self._by_term: dict[int, list[tuple[int, int, int]]] | None = None
 
@@ -147,30 +152,41 @@ class Scan:
         """Run the automaton over one field and add the rules its keys trigger to `candidates`;
         return the codes of cased terms found (their rules are looked up by code).
 
-        Each set is filled with one update over all the keys found (map and chain run in C).
-        The codes of plain terms are added later, by `add_plain_codes`, and only when a rule is
-        worth evaluating: at 10,000 rules reading them cost more than the automaton.
+        Most keys found trigger nothing (the shared empty tuple): a loop that skips them is
+        twice as fast as one C-level update over them all. The codes of plain terms are added
+        later, by `add_plain_codes`, and only when a rule is worth evaluating.
         """
-        folded = self.folded(field)
+        folded = self._folded[field] = FoldedField(self.texts[field])
         found = phrases.automaton.find_matches_as_indexes(folded.padded, overlapping=True)
         if not found:
             return []
-        scan = self.fields[field] = _FieldScan(folded, phrases, found)
-        keys = scan.keys
-        present = self.present
-        candidates.update(chain.from_iterable(map(phrases.rules[field].__getitem__, keys)))
-        cased_found: list[int] = []
+        found = folded.char_hits(found)
+        keys = set(map(_KEY, found))
+        scan = self.fields[field] = _FieldScan(folded, phrases, found, keys)
+        by_key = phrases.rules[field]
+        for key in keys:
+            rules = by_key[key]
+            if rules:
+                candidates.update(rules)
         if phrases.cased and not phrases.cased.isdisjoint(keys):
-            for key in phrases.cased.intersection(keys):
-                for _, start, end in scan.key_found(key):
-                    hit = scan.hit(field, key, start, end)
-                    for term in phrases.keys[key].cased:
-                        if self._case_matches(hit, self.index.case_stems[term]):
-                            code = field_code(term, field)
-                            self._cased.setdefault(code, set()).add(start)
-                            if code not in present:
-                                present.add(code)
-                                cased_found.append(code)
+            return self._cased_codes(field, scan)
+        return []
+
+    def _cased_codes(self, field: int, scan: _FieldScan) -> list[int]:
+        """The codes of the case-sensitive terms whose hits show the case written."""
+        phrases = scan.phrases
+        present = self.present
+        cased_found: list[int] = []
+        for key in phrases.cased.intersection(scan.keys):
+            for _, start, end in scan.key_found(key):
+                hit = scan.hit(field, key, start, end)
+                for term in phrases.keys[key].cased:
+                    if self._case_matches(hit, self.index.case_stems[term]):
+                        code = field_code(term, field)
+                        self._cased.setdefault(code, set()).add(start)
+                        if code not in present:
+                            present.add(code)
+                            cased_found.append(code)
         return cased_found
 
     def add_plain_codes(self) -> None:
@@ -303,21 +319,25 @@ def _scan(ruleset: RuleSet, texts: tuple[str, ...]) -> tuple[Scan, set[int]]:
     for code in extra:
         candidates.update(triggers.get(code, ()))
     candidates.update(index.always)
-    if not candidates:
-        return scan, candidates
-    scan.add_plain_codes()
     # Drop the rules a further requirement of which has no term found (cheaper in sets).
     for level, (by_code, having) in enumerate(index.requirements):
+        if not candidates:
+            break
         checked = candidates.intersection(having)
         if not checked:
             continue
         passed: set[int] = set()
         for field, found in scan.fields.items():
             by_key = found.phrases.passes[level][field]
-            passed.update(chain.from_iterable(map(by_key.__getitem__, found.keys)))
+            for key in found.keys:
+                rules = by_key[key]
+                if rules:
+                    passed.update(rules)
         for code in extra:
             passed.update(by_code.get(code, ()))
         candidates.difference_update(checked.difference(passed))
+    if candidates:
+        scan.add_plain_codes()
     return scan, candidates
 
 

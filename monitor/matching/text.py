@@ -164,8 +164,8 @@ def fold_with_offsets(text: str) -> FoldedText:
 class FoldedField:
     """One article field folded for matching, with a lazily built map back to the original.
 
-    `folded` equals ``fold(original)``; `padded` is it with a space on each side, so the
-    automaton can demand word boundaries with spaces in its keys. The offset map is built on
+    `folded` equals ``fold(original)``; `padded` is it with a space on each side, in UTF-8, so
+    the automaton can demand word boundaries with spaces in its keys. The offset map is built on
     the first call that needs it, which only happens for fields whose hits are explained.
     """
 
@@ -199,7 +199,25 @@ class FoldedField:
             self.folded = " ".join(self._parts[::2])
         else:
             self.folded = same_length
-        self.padded = f" {self.folded} "
+        # UTF-8 for the automaton (bytes: no offset conversion in its results, ~10% faster)
+        self.padded = f" {self.folded} ".encode()
+
+    def char_hits(self, found: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+        """Automaton hits (key, start, end) in `padded` bytes, with character offsets.
+
+        The identity for ASCII text. Otherwise each hit's ends are at character boundaries
+        (keys start with a space and hold whole characters), so the characters before an
+        offset are those of the bytes before it, decoded: counted once per distinct offset.
+        """
+        if len(self.padded) == len(self.folded) + 2:
+            return found
+        chars: dict[int, int] = {}
+        counted = previous = 0
+        for offset in sorted({offset for _, start, end in found for offset in (start, end)}):
+            counted += len(self.padded[previous:offset].decode())
+            chars[offset] = counted
+            previous = offset
+        return [(key, chars[start], chars[end]) for key, start, end in found]
 
     def _piece_starts(self) -> list[int]:
         """Folded start of each piece (and `_origins`), with C-level iterators."""
