@@ -428,6 +428,7 @@ class PhraseIndex:
     # level a hit on the key in the field meets.
     passes: tuple[Mapping[int, tuple[tuple[int, ...], ...]], ...]
     cased: frozenset[int]  # keys with case-sensitive terms
+    wild: frozenset[int]  # keys that are prefixes (Key.wild, without reading the Key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -745,6 +746,7 @@ def _phrase_index(
         _per_field(keys, fields, rule_indexes[0], shared),
         tuple(_per_field(keys, fields, by_code, shared) for by_code in rule_indexes[1:]),
         frozenset(number for number, key in enumerate(keys) if key.cased),
+        frozenset(number for number, key in enumerate(keys) if key.wild),
     )
 
 

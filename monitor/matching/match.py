@@ -69,21 +69,24 @@ class _FieldScan:
     """The automaton hits in one field: (key index, start, end in the padded text), in order
     of their ends."""
 
-    __slots__ = ("_by_key", "_by_term", "folded", "found", "keys", "phrases")
+    __slots__ = ("_by_code", "_by_key", "_by_term", "field", "folded", "found", "keys", "phrases")
 
     def __init__(
         self,
+        field: int,
         folded: FoldedField,
         phrases: PhraseIndex,
         found: list[tuple[int, int, int]],
         keys: set[int],
     ) -> None:
+        self.field = field
         self.folded = folded
         self.phrases = phrases
         self.found = found
         self.keys = keys  # the distinct keys found
         self._by_key: dict[int, list[tuple[int, int, int]]] | None = None
         self._by_term: dict[int, list[tuple[int, int, int]]] | None = None
+        self._by_code: dict[int, list[tuple[int, int, int]]] | None = None
 
     def key_found(self, key: int) -> list[tuple[int, int, int]]:
         """Every automaton hit of `key`."""
@@ -103,13 +106,27 @@ class _FieldScan:
                     self._by_term.setdefault(term_id, []).append(item)
         return self._by_term.get(term, [])
 
+    def code_found(self, code: int) -> list[tuple[int, int, int]]:
+        """Every automaton hit of the plain term of `code` (whose field this is), in text order.
+
+        Read from the rows of codes per key, which the scan has just read (the Key objects
+        are not, and at 1,000 rules reading them cost more than the rest).
+        """
+        if self._by_code is None:
+            self._by_code = {}
+            codes = self.phrases.codes[self.field]
+            for item in self.found:
+                for found in codes[item[0]]:
+                    self._by_code.setdefault(found, []).append(item)
+        return self._by_code.get(code, [])
+
     def hit(self, field: int, key: int, start: int, end: int) -> Hit:
         """The automaton hit [start, end) of `key` in the padded text, in folded coordinates.
 
         A key is " words " (whole words) or " prefix" (runs to the end of the word); padded
         index i is folded index i - 1, so the key's leading space sits just before `start`.
         """
-        if self.phrases.keys[key].wild:
+        if key in self.phrases.wild:
             stop = self.folded.folded.find(" ", end - 1)
             return (field, start, len(self.folded.folded) if stop < 0 else stop, -1, -1)
         return (field, start, end - 2, -1, -1)
@@ -162,7 +179,7 @@ class Scan:
             return []
         found = folded.char_hits(found)
         keys = set(map(_KEY, found))
-        scan = self.fields[field] = _FieldScan(folded, phrases, found, keys)
+        scan = self.fields[field] = _FieldScan(field, folded, phrases, found, keys)
         by_key = phrases.rules[field]
         for key in keys:
             rules = by_key[key]
@@ -238,9 +255,11 @@ class Scan:
         else:
             field = code & FIELD_CODE_MASK
             scan = self.fields[field]
-            found = scan.term_found(code >> FIELD_CODE_BITS)
             passed = self._cased.get(code)
-            if passed is not None:
+            if passed is None:
+                found = scan.code_found(code)
+            else:
+                found = scan.term_found(code >> FIELD_CODE_BITS)
                 found = [item for item in found if item[1] in passed]
             hit = scan.hit
             hits = [hit(field, *item) for item in found[:MAX_HITS_PER_TERM]]
