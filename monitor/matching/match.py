@@ -66,8 +66,8 @@ def field_texts(article: Article, *, domain: bool = True) -> tuple[str, ...]:
 
 
 class _FieldScan:
-    """The automaton hits in one field: (key index, start, end in the padded text), in order
-    of their ends."""
+    """The automaton hits in one field: (key index, start, end in the padded text, in
+    characters), in order of their ends."""
 
     __slots__ = ("_by_code", "_by_key", "_by_term", "field", "folded", "found", "keys", "phrases")
 
@@ -120,7 +120,7 @@ class _FieldScan:
                     self._by_code.setdefault(found, []).append(item)
         return self._by_code.get(code, [])
 
-    def hit(self, field: int, key: int, start: int, end: int) -> Hit:
+    def hit(self, key: int, start: int, end: int) -> Hit:
         """The automaton hit [start, end) of `key` in the padded text, in folded coordinates.
 
         A key is " words " (whole words) or " prefix" (runs to the end of the word); padded
@@ -128,8 +128,8 @@ class _FieldScan:
         """
         if key in self.phrases.wild:
             stop = self.folded.folded.find(" ", end - 1)
-            return (field, start, len(self.folded.folded) if stop < 0 else stop, -1, -1)
-        return (field, start, end - 2, -1, -1)
+            return (self.field, start, len(self.folded.folded) if stop < 0 else stop, -1, -1)
+        return (self.field, start, end - 2, -1, -1)
 
 
 class Scan:
@@ -196,7 +196,7 @@ class Scan:
         cased_found: list[int] = []
         for key in phrases.cased.intersection(scan.keys):
             for _, start, end in scan.key_found(key):
-                hit = scan.hit(field, key, start, end)
+                hit = scan.hit(key, start, end)
                 for term in phrases.keys[key].cased:
                     if self._case_matches(hit, self.index.case_stems[term]):
                         code = field_code(term, field)
@@ -262,7 +262,7 @@ class Scan:
                 found = scan.term_found(code >> FIELD_CODE_BITS)
                 found = [item for item in found if item[1] in passed]
             hit = scan.hit
-            hits = [hit(field, *item) for item in found[:MAX_HITS_PER_TERM]]
+            hits = [hit(*item) for item in found[:MAX_HITS_PER_TERM]]
         self._code_hits[code] = hits
         return hits
 
