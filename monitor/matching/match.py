@@ -69,7 +69,7 @@ class _FieldScan:
     """The automaton hits in one field: (key index, start, end in the padded text, in
     characters), in order of their ends."""
 
-    __slots__ = ("_by_code", "_by_key", "_by_term", "field", "folded", "found", "keys", "phrases")
+    __slots__ = ("_by_code", "field", "folded", "found", "keys", "phrases")
 
     def __init__(
         self,
@@ -84,27 +84,7 @@ class _FieldScan:
         self.phrases = phrases
         self.found = found
         self.keys = keys  # the distinct keys found
-        self._by_key: dict[int, list[tuple[int, int, int]]] | None = None
-        self._by_term: dict[int, list[tuple[int, int, int]]] | None = None
         self._by_code: dict[int, list[tuple[int, int, int]]] | None = None
-
-    def key_found(self, key: int) -> list[tuple[int, int, int]]:
-        """Every automaton hit of `key`."""
-        if self._by_key is None:
-            self._by_key = {}
-            for item in self.found:
-                self._by_key.setdefault(item[0], []).append(item)
-        return self._by_key.get(key, [])
-
-    def term_found(self, term: int) -> list[tuple[int, int, int]]:
-        """Every automaton hit of `term`, in text order (one key per place)."""
-        if self._by_term is None:
-            self._by_term = {}
-            keys = self.phrases.keys
-            for item in self.found:
-                for term_id in keys[item[0]].terms:
-                    self._by_term.setdefault(term_id, []).append(item)
-        return self._by_term.get(term, [])
 
     def code_found(self, code: int) -> list[tuple[int, int, int]]:
         """Every automaton hit of the plain term of `code` (whose field this is), in text order.
@@ -153,7 +133,8 @@ class Scan:
         self.present: set[int] = set()  # field_code(term, field) of every term found
         self.fields: dict[int, _FieldScan] = {}
         self._folded: dict[int, FoldedField] = {}
-        self._cased: dict[int, set[int]] = {}  # (term, field) code -> starts that passed
+        # (term, field) code of a case-sensitive term -> its automaton hits that passed
+        self._cased: dict[int, list[tuple[int, int, int]]] = {}
         self._regex: dict[int, list[Hit]] = {}  # code -> hits of a regex term
         self._code_hits: dict[int, list[Hit]] = {}
         self._evidence: dict[int, list[Evidence]] = {}  # code -> evidence, shared by matches
@@ -194,16 +175,18 @@ class Scan:
         phrases = scan.phrases
         present = self.present
         cased_found: list[int] = []
-        for key in phrases.cased.intersection(scan.keys):
-            for _, start, end in scan.key_found(key):
-                hit = scan.hit(key, start, end)
-                for term in phrases.keys[key].cased:
-                    if self._case_matches(hit, self.index.case_stems[term]):
-                        code = field_code(term, field)
-                        self._cased.setdefault(code, set()).add(start)
-                        if code not in present:
-                            present.add(code)
-                            cased_found.append(code)
+        for item in scan.found:  # in text order, as code_hits wants them
+            key = item[0]
+            if key not in phrases.cased:
+                continue
+            hit = scan.hit(*item)
+            for term in phrases.keys[key].cased:
+                if self._case_matches(hit, self.index.case_stems[term]):
+                    code = field_code(term, field)
+                    self._cased.setdefault(code, []).append(item)
+                    if code not in present:
+                        present.add(code)
+                        cased_found.append(code)
         return cased_found
 
     def add_plain_codes(self) -> None:
@@ -255,12 +238,7 @@ class Scan:
         else:
             field = code & FIELD_CODE_MASK
             scan = self.fields[field]
-            passed = self._cased.get(code)
-            if passed is None:
-                found = scan.code_found(code)
-            else:
-                found = scan.term_found(code >> FIELD_CODE_BITS)
-                found = [item for item in found if item[1] in passed]
+            found = self._cased.get(code) or scan.code_found(code)
             hit = scan.hit
             hits = [hit(*item) for item in found[:MAX_HITS_PER_TERM]]
         self._code_hits[code] = hits
@@ -287,10 +265,10 @@ class Scan:
                     keys[item[0]].wild,
                 ),
             )
-            for key, start, _ in found:
-                for term in keys[key].terms:
+            for item in found:
+                for term in keys[item[0]].terms:
                     passed = self._cased.get(field_code(term, field))
-                    if term not in self.index.case_stems or (passed and start in passed):
+                    if term not in self.index.case_stems or (passed and item in passed):
                         order[term] = None
         order.update(dict.fromkeys(code >> FIELD_CODE_BITS for code in self._regex))
         return {term: self.term_hits(term) for term in order}
