@@ -17,10 +17,28 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 class MonitorError(Exception):
-    """Base class: the CLI prints ``str(error)`` on one line and exits non-zero."""
+    """Base class: the CLI prints ``str(error)`` on one line and exits non-zero.
+
+    Errors raised in a parse worker travel back to the main process by pickle. The
+    default pickling calls ``cls(*args)``, which breaks for every subclass whose
+    ``__init__`` takes other arguments than its message, and a failed unpickle breaks
+    the whole process pool. So every error here is rebuilt from its args and its
+    attributes instead, without calling ``__init__``.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_restore, (type(self), self.args, self.__dict__))
+
+
+def _restore(cls: type[MonitorError], args: tuple[Any, ...], state: dict[str, Any]) -> MonitorError:
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class ConfigError(MonitorError):
