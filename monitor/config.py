@@ -98,9 +98,23 @@ class Settings(BaseModel):
     parse_workers: int = _setting(
         0,
         "MONITOR_PARSE_WORKERS",
-        "processes that parse feeds; 0 means one per CPU, 1 parses in a thread",
+        "processes that parse feeds; 0 means one per CPU",
         ge=0,
         le=64,
+    )
+    parse_cpu_limit: float = _setting(
+        10.0,
+        "MONITOR_PARSE_CPU_LIMIT",
+        "seconds of CPU one feed's parse may use before its worker is stopped",
+        ge=1,
+        le=3600,
+    )
+    parse_timeout: float = _setting(
+        20.0,
+        "MONITOR_PARSE_TIMEOUT",
+        "seconds one feed's parse may take before its worker is stopped",
+        gt=0,
+        le=3600,
     )
     alert_window_hours: float = _setting(
         24.0,

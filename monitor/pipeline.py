@@ -15,7 +15,6 @@ import logging
 import random
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -32,7 +31,6 @@ from monitor.store.store import FeedState, PollOutcome, PollSaved, Store
 
 log = logging.getLogger(__name__)
 
-PARSER_CRASHED = "the parser process crashed on this feed; it will be retried"
 MAX_BATCH = 200  # outcomes per transaction: bounded, so one transaction never holds locks long
 
 T = TypeVar("T")
@@ -74,10 +72,6 @@ class PollReport:
     @property
     def new_alerts(self) -> int:
         return sum(feed.new_alerts for feed in self.feeds)
-
-    @property
-    def parser_crashed(self) -> bool:
-        return any(feed.error == PARSER_CRASHED for feed in self.feeds)
 
     @property
     def failed(self) -> tuple[FeedReport, ...]:
@@ -218,13 +212,8 @@ async def _poll_feed(
             feed_name=feed.name,
             feed_tags=feed.tags,
         )
-    except FeedParseError as exc:
+    except FeedParseError as exc:  # not a feed, over its parse budget, or its worker died
         return await _record_failure(writer, settings, clock, feed, exc, fetched.status)
-    except BrokenProcessPool:
-        # A parser process died (out of memory, a crash in a C extension). The feed is
-        # retried with backoff; the service replaces the pool before the next cycle.
-        crash = FeedParseError(feed.url, PARSER_CRASHED)
-        return await _record_failure(writer, settings, clock, feed, crash, fetched.status)
     for warning in parsed.warnings:
         log.warning("feed %s: %s", feed.url, warning)
     first_poll = feed.first_polled_at is None

@@ -5,35 +5,77 @@ core; matching runs there too, beside the parse, so the event loop's process
 only fetches and stores. Each worker receives the compiled rules once, when it
 starts (pickling them with every body would cost more than the parse): new
 rules mean a new reader, which the service builds on reload.
+
+A feed is untrusted input to the parser as much as to the fetcher: feedparser has
+regexes that backtrack for minutes on crafted text. So each parse runs under a
+budget of CPU and wall time, and a worker that exceeds it, or dies, fails only
+the feed it held: pebble's pool replaces that one worker, and the other feeds of
+the cycle keep their place (a ``ProcessPoolExecutor`` breaks as a whole instead).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
 import multiprocessing
 import os
+import resource
+import signal
+import time
 from collections.abc import Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 
+from pebble import ProcessExpired, ProcessPool
+
+from monitor.errors import FeedParseError
 from monitor.feeds.parse import parse_feed
 from monitor.matching import RuleSet, match_article
 from monitor.model import Article, Match, ParsedFeed
+
+log = logging.getLogger(__name__)
+
+POOL_REBUILDS = 2  # new pools one feed may wait for before it is failed for this cycle
 
 MatchedArticles = tuple[tuple[Article, tuple[Match, ...]], ...]
 
 _worker_rules: RuleSet | None = None
 
 
-def _install_rules(rules: RuleSet) -> None:
-    global _worker_rules
-    _worker_rules = rules
+@dataclass(frozen=True, slots=True)
+class ParseBudget:
+    """What one feed's parse may cost (MONITOR_PARSE_CPU_LIMIT, MONITOR_PARSE_TIMEOUT).
+
+    CPU time catches a parser stuck in a backtracking regex; wall time also catches
+    one that waits (swapping, a starved machine). The wall clock starts when a worker
+    takes the feed, so feeds queued behind others are not charged for the wait.
+    """
+
+    cpu_seconds: float = 10.0
+    wall_seconds: float = 20.0
 
 
 def match_articles(rules: RuleSet, articles: Sequence[Article]) -> MatchedArticles:
     """Match each article; the dry run (`monitor rules test`) calls this too, so both agree."""
     return tuple((article, match_article(rules, article)) for article in articles)
+
+
+def _start_worker(rules: RuleSet) -> None:
+    global _worker_rules
+    _worker_rules = rules
+    # A worker stopped by its CPU limit gets SIGXCPU, whose default action dumps core.
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def _limit_cpu(seconds: float) -> None:
+    """Let this process use ``seconds`` more CPU; past that the kernel sends SIGXCPU."""
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    soft = math.ceil(time.process_time() + seconds)
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
 
 
 def _parse_and_match(
@@ -43,9 +85,11 @@ def _parse_and_match(
     fetched_at: datetime,
     feed_name: str,
     feed_tags: tuple[str, ...],
+    cpu_seconds: float,
 ) -> tuple[ParsedFeed, MatchedArticles]:
     if _worker_rules is None:  # the pool was built without its initializer: a bug
         raise RuntimeError("reader worker started without rules")
+    _limit_cpu(cpu_seconds)
     parsed = parse_feed(
         body,
         url=url,
@@ -58,27 +102,35 @@ def _parse_and_match(
 
 
 class ArticleReader:
-    """Turns a fetched body into matched articles, off the event loop."""
+    """Turns a fetched body into matched articles in a worker process, off the event loop."""
 
-    def __init__(self, rules: RuleSet, workers: int = 0) -> None:
+    def __init__(self, rules: RuleSet, workers: int = 0, budget: ParseBudget | None = None) -> None:
         self.rules = rules
-        count = workers or os.cpu_count() or 1
-        self._executor: Executor
-        if count == 1:
-            self._executor = ThreadPoolExecutor(
-                max_workers=1,
-                thread_name_prefix="reader",
-                initializer=_install_rules,
-                initargs=(rules,),
-            )
-        else:
+        self.budget = budget or ParseBudget()
+        self._workers = workers or os.cpu_count() or 1
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPool:
+        return ProcessPool(
+            max_workers=self._workers,
+            initializer=_start_worker,
+            initargs=(self.rules,),
             # forkserver: the scheduler runs threads, and forking a threaded process is unsafe.
-            self._executor = ProcessPoolExecutor(
-                max_workers=count,
-                mp_context=multiprocessing.get_context("forkserver"),
-                initializer=_install_rules,
-                initargs=(rules,),
-            )
+            context=multiprocessing.get_context("forkserver"),
+        )
+
+    def _working_pool(self) -> ProcessPool:
+        """The pool, replaced first if it gave up.
+
+        pebble gives up on the whole pool when a worker dies while no feed is being
+        parsed (an idle worker killed by the OOM killer, say); the feeds that were
+        waiting never started, so they go to the new pool in the same cycle.
+        """
+        if not self._pool.active:
+            log.warning("the parse pool stopped working; starting a new one")
+            self._pool.stop()  # type: ignore[no-untyped-call]  # untyped in pebble 5
+            self._pool = self._new_pool()
+        return self._pool
 
     async def read(
         self,
@@ -90,9 +142,56 @@ class ArticleReader:
         feed_name: str = "",
         feed_tags: tuple[str, ...] = (),
     ) -> tuple[ParsedFeed, MatchedArticles]:
-        """Parse and match; raises FeedParseError, or BrokenProcessPool if a worker died."""
-        task = partial(_parse_and_match, body, url, headers, fetched_at, feed_name, feed_tags)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, task)
+        """Parse and match; raises FeedParseError for this feed alone, whatever went wrong."""
+        budget = self.budget
+        args = (body, url, headers, fetched_at, feed_name, feed_tags, budget.cpu_seconds)
+        for _ in range(POOL_REBUILDS + 1):
+            pool = self._working_pool()
+            try:
+                future = pool.schedule(_parse_and_match, args=args, timeout=budget.wall_seconds)
+            except RuntimeError:
+                if pool.active:
+                    raise
+                continue  # it broke since we looked: this feed never started
+            try:
+                return await asyncio.wrap_future(future)
+            except TimeoutError as exc:
+                raise FeedParseError(
+                    url,
+                    f"parsing took longer than {budget.wall_seconds:g} s (MONITOR_PARSE_TIMEOUT); "
+                    "the parser was stopped and the feed will be retried",
+                ) from exc
+            except ProcessExpired as exc:
+                raise FeedParseError(url, _death_message(exc.exitcode, budget)) from exc
+            except BrokenProcessPool:
+                continue  # the pool gave up while this feed waited: it never started
+        raise FeedParseError(
+            url,
+            f"the parser pool broke {POOL_REBUILDS + 1} times in a row; the feed will be retried",
+        )
 
-    def close(self, *, wait: bool = True) -> None:
-        self._executor.shutdown(wait=wait, cancel_futures=True)
+    def close(self) -> None:
+        """Stop the workers; a parse in progress is abandoned (its feed is polled again)."""
+        self._pool.stop()  # type: ignore[no-untyped-call]  # untyped in pebble 5
+        self._pool.join()
+
+
+def _death_message(exitcode: int | None, budget: ParseBudget) -> str:
+    if exitcode == -signal.SIGXCPU:
+        return (
+            f"parsing used more than {budget.cpu_seconds:g} s of CPU (MONITOR_PARSE_CPU_LIMIT); "
+            "the parser was stopped and the feed will be retried"
+        )
+    return (
+        f"the parser process died ({_exit_reason(exitcode)}) while reading this feed; "
+        "it will be retried"
+    )
+
+
+def _exit_reason(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit code {exitcode}"

@@ -27,7 +27,7 @@ from monitor.notify.console import ConsoleSender
 from monitor.notify.render import render_notice
 from monitor.notify.slack import SlackBotSender, SlackWebhookSender
 from monitor.pipeline import DeliveryReport, PollReport, PollSettings, deliver_pending, poll_cycle
-from monitor.reader import ArticleReader
+from monitor.reader import ArticleReader, ParseBudget
 from monitor.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,8 @@ class Service:
             self._reader.close()
             self._reader = None
         if self._reader is None:
-            self._reader = ArticleReader(rules, self.settings.parse_workers)
+            budget = ParseBudget(self.settings.parse_cpu_limit, self.settings.parse_timeout)
+            self._reader = ArticleReader(rules, self.settings.parse_workers, budget)
         return self._reader
 
     def sync_feeds(self) -> None:
@@ -127,10 +128,6 @@ class Service:
         reader = self._current_reader()
         report = asyncio.run(poll_cycle(self.store, reader, self.poll_settings, every=every))
         self.metrics.record_poll(report)
-        if report.parser_crashed:
-            log.warning("a parser process crashed; starting a new pool")
-            reader.close(wait=False)
-            self._reader = None
         if report.feeds:
             log.info(
                 "polled %d feeds (%d failed): %d new articles, %d matches, %d alerts queued",
