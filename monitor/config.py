@@ -77,14 +77,14 @@ class Settings(BaseModel):
         10.0, "MONITOR_CONNECT_TIMEOUT", "seconds to connect to a feed server", gt=0, le=300
     )
     read_timeout: float = _setting(
-        30.0,
+        15.0,
         "MONITOR_READ_TIMEOUT",
         "seconds to wait for each read from a feed server",
         gt=0,
         le=600,
     )
     feed_deadline: float = _setting(
-        60.0, "MONITOR_FEED_DEADLINE", "total seconds allowed for one feed fetch", gt=0, le=3600
+        20.0, "MONITOR_FEED_DEADLINE", "total seconds allowed for one feed fetch", gt=0, le=3600
     )
     max_feed_bytes: int = _setting(
         10 * 1024 * 1024,

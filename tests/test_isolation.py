@@ -189,8 +189,7 @@ async def test_a_worker_that_dies_fails_only_the_feed_it_held(feed_server, store
     seen = outcomes(report)
     assert seen["slow"] == (
         "failed",
-        "the parser process died (killed by SIGKILL) while reading this feed; "
-        "it will be retried",
+        "the parser process died (killed by SIGKILL) while reading this feed; it will be retried",
     )
     assert {name: seen[name] for name in GOOD} == {name: ("updated", None) for name in GOOD}
 
