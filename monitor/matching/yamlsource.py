@@ -3,12 +3,15 @@
 Built from ruamel.yaml's event stream so that nothing is ever constructed from a tag: plain
 scalars stay the exact text written (YAML 1.2 spirit: `NO`, `on`, `0755`, `1:30` are strings;
 the validators decide what a boolean is), only `null`, `~` and empty become None. Duplicate keys,
-non-standard tags, several documents and alias bombs are reported, not obeyed.
+non-standard tags, several documents and alias bombs are reported, not obeyed. A duplicate key
+does not stop the reading (the first value is kept), so the file's other problems are reported
+with it; a syntax error does, and its hint names the likely fix.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,6 +58,7 @@ class SourceMap:
     values: dict[PathKey, Position] = field(default_factory=dict)
     keys: dict[PathKey, Position] = field(default_factory=dict)
     scalars: dict[PathKey, Scalar] = field(default_factory=dict)
+    problems: list[tuple[PathKey, YamlProblem]] = field(default_factory=list)  # not fatal
 
     def at(self, path: PathKey) -> Position:
         """Position of the value at `path`, or of its nearest located ancestor."""
@@ -75,7 +79,10 @@ class YamlProblem(Exception):
 
 
 def read_yaml(text: str) -> tuple[Any, SourceMap]:
-    """Parse one YAML document; raise YamlProblem with the position of the first problem.
+    """Parse one YAML document; raise YamlProblem with the position of a fatal problem.
+
+    Problems that leave the document readable (duplicate keys, list items indented less than
+    the next one) are in `SourceMap.problems`, with the path of the value they spoil.
 
     Events come from libyaml (ruamel.yaml.clib), six times faster than ruamel's pure-Python
     parser, with the same events and positions. A file libyaml rejects is parsed again by the
@@ -87,16 +94,16 @@ def read_yaml(text: str) -> tuple[Any, SourceMap]:
         try:
             return _read(text, pure=True)
         except MarkedYAMLError as exc:
-            raise _describe(exc) from None
+            raise _describe(exc, text.splitlines()) from None
 
 
 def _read(text: str, *, pure: bool) -> tuple[Any, SourceMap]:
     source = SourceMap()
     events = YAML(typ="safe", pure=pure).parse(io.StringIO(text))
-    return _Reader(events, source).document(), source
+    return _Reader(events, source, text.splitlines()).document(), source
 
 
-def _describe(exc: MarkedYAMLError) -> YamlProblem:
+def _describe(exc: MarkedYAMLError, lines: list[str]) -> YamlProblem:
     mark = exc.problem_mark or exc.context_mark
     position = Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)
     problem = str(exc.problem or exc.context or "invalid YAML")
@@ -105,10 +112,84 @@ def _describe(exc: MarkedYAMLError) -> YamlProblem:
     message = f"invalid YAML: {problem}"
     if exc.context and exc.problem:
         message += f" ({exc.context})"
+    line = lines[position.line - 1] if position.line <= len(lines) else ""
+    item = _short_item(lines, position.line)
+    if item is not None:
+        return _short_item_problem(lines, item)
     hint = "check the indentation of this line and the one before"
-    if "mapping values are not allowed" in problem:
+    if "unknown escape character" in problem:
+        hint = (
+            "write regexes in single quotes ('\\d+'): "
+            "in double quotes a backslash starts a YAML escape"
+        )
+    elif "found '<scalar>'" in problem and _after_quotes(line, position.column - 1):
+        key, _, value = line.partition(": ")
+        quoted = "'" + value.strip().replace("'", "''") + "'"
+        hint = f"quote the whole value with single quotes: {key.strip()}: {quoted}"
+    elif "mapping values are not allowed" in problem:
         hint = "quote this value: ': ' inside a plain value starts a mapping"
+        above = _key_above(lines, position.line - 1)
+        inside = ": " in line[: position.column - 1]
+        if not inside and above is not None and _indent(line) > _indent(lines[above]):
+            hint = (
+                f"this key is indented more than '{lines[above].strip().split(':')[0]}' "
+                f"on line {above + 1}; indent it like that key ({_indent(lines[above])} spaces)"
+            )
     return YamlProblem(position, message, hint)
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def _after_quotes(line: str, column: int) -> bool:
+    """True when the value before `column` is a complete quoted string (`"a" and b`)."""
+    _, _, value = line[:column].partition(": ")
+    value = value.strip()
+    return len(value) >= 2 and value[0] in "'\"" and value[-1] == value[0]
+
+
+def _key_above(lines: list[str], index: int) -> int | None:
+    """The nearest line above `index` that holds a `key:`, skipping blanks and comments."""
+    for number in range(index - 1, -1, -1):
+        text = lines[number].strip()
+        if text and not text.startswith("#"):
+            return number if ":" in text else None
+    return None
+
+
+def _short_item_problem(lines: list[str], item: int) -> YamlProblem:
+    return YamlProblem(
+        Position(item + 1, _indent(lines[item]) + 1),
+        "list item is indented less than the item after it, "
+        "so YAML reads the items below it as more of its text",
+        f"indent it like the items below it ({_indent(lines[item + 1])} spaces)",
+    )
+
+
+def _short_item(lines: list[str], error_line: int) -> int | None:
+    """The plain `- item` line, before `error_line`, that the next deeper `- item` continues.
+
+    `   - a` followed by `    - b` makes one scalar "a - b": YAML reports it only where the
+    text runs into a `key:`, often many lines later.
+    """
+    shown = [
+        number
+        for number in range(min(error_line, len(lines)))
+        if lines[number].strip() and not lines[number].lstrip().startswith("#")
+    ]
+    for first, second in itertools.pairwise(shown):
+        head, nxt = lines[first].lstrip(), lines[second].lstrip()
+        if (
+            head.startswith("- ")
+            and nxt.startswith("- ")
+            and _indent(lines[second]) > _indent(lines[first])
+            and not head.rstrip().endswith(":")
+            and ": " not in head
+            and all(_indent(lines[n]) > _indent(lines[first]) for n in shown if n > first)
+        ):
+            return first
+    return None
 
 
 def _position(event: Event) -> Position:
@@ -116,8 +197,9 @@ def _position(event: Event) -> Position:
 
 
 class _Reader:
-    def __init__(self, events: Iterator[Event], source: SourceMap) -> None:
+    def __init__(self, events: Iterator[Event], source: SourceMap, lines: list[str]) -> None:
         self._events = events
+        self._lines = lines
         self._source = source
         self._anchors: dict[str, tuple[Any, int]] = {}
         self._nodes = 0
@@ -182,6 +264,9 @@ class _Reader:
             plain = style is None and not event.tag
             value = None if plain and event.value in _NULLS else event.value
             self._source.scalars[path] = Scalar(_position(event), style)
+            first, last = event.start_mark.line, event.end_mark.line
+            if style is None and last > first and _short_item(self._lines, last + 1) == first:
+                self._source.problems.append((path, _short_item_problem(self._lines, first)))
         elif isinstance(event, SequenceStartEvent):
             value = []
             for item in self._until(SequenceEndEvent):
@@ -207,17 +292,34 @@ class _Reader:
             self._check_tag(key_event)
             key = str(key_event.value)
             if key in first_seen:
-                raise YamlProblem(
-                    where,
-                    f"duplicate key '{key}' (first at line {first_seen[key].line})",
-                    "remove one of them",
+                self._source.problems.append(
+                    (
+                        (*path, key),
+                        YamlProblem(
+                            where,
+                            f"duplicate key '{key}' (first at line {first_seen[key].line})",
+                            "remove one of them",
+                        ),
+                    )
                 )
+                self._skip(next(keys))
+                continue
             first_seen[key] = where
             self._source.keys[(*path, key)] = where
             item_value, item_size = self._node(next(keys), (*path, key))
             value[key] = item_value
             size += item_size
         return value, size
+
+    def _skip(self, event: Event) -> None:
+        """Read past the value starting at `event` without keeping it (a duplicate key's)."""
+        depth = int(isinstance(event, (MappingStartEvent, SequenceStartEvent)))
+        while depth:
+            event = next(self._events)
+            if isinstance(event, (MappingStartEvent, SequenceStartEvent)):
+                depth += 1
+            elif isinstance(event, (MappingEndEvent, SequenceEndEvent)):
+                depth -= 1
 
     def _until(self, end: type[Event]) -> Iterator[Event]:
         for event in self._events:
