@@ -232,13 +232,13 @@ def test_one_file_is_checked_with_the_lists_of_the_folder_above_it(tmp_path: Pat
 
 def test_a_list_no_file_defines_says_where_it_was_looked_for(tmp_path: Path) -> None:
     body = "".join(
-        f"  - id: r{number}\n    title: R\n    condition: vendors\n" for number in range(3)
+        f"  - id: r{number}\n    title: R\n    condition: vendors\n" for number in range(2)
     )
     file = write(tmp_path, "alone.yaml", "rules:\n" + body)
     assert check(file) == (
         1,
         [
-            f"{file}:4:16: unknown list 'vendors' (and 2 more rules that use list 'vendors') "
+            f"{file}:4:16: unknown list 'vendors' (and 1 more rule that uses list 'vendors') "
             f"(no file under {tmp_path} defines it)"
         ],
     )

@@ -502,7 +502,8 @@ class _Linker:
             more = len(folded.rules) - 1
             message = folded.first.message
             if more:
-                message += f" (and {more} more rule{'s' * (more > 1)} that use list '{name}')"
+                rules = "rule that uses" if more == 1 else "rules that use"
+                message += f" (and {more} more {rules} list '{name}')"
             self.out.problems.append(replace(folded.first, message=message))
         if self.warn_unused and not self.out.failed and not self.unreadable:
             for name, shared in self.shared.items():
