@@ -62,8 +62,34 @@ HINT_CASES = [
         RULE + "      severity: high\n    terms: {a: [x]}\n",
         [
             "4:15: invalid YAML: mapping values are not allowed here "
-            "(this key is indented more than 'title' on line 3; indent it like that key "
-            "(4 spaces))"
+            "('severity' is indented 6 spaces but 'title' on line 3 is at 4: "
+            "give the keys of one mapping the same indentation)"
+        ],
+    ),
+    (
+        "rule item one space short",
+        "rules:\n - id: r\n    title: R\n    terms: {a: [x]}\n",
+        [
+            "3:10: invalid YAML: mapping values are not allowed here "
+            "('title' is indented 4 spaces but 'id' on line 2 is at 3: "
+            "give the keys of one mapping the same indentation)"
+        ],
+    ),
+    (
+        "key one space short, YAML fails after the value of the key above",
+        "lists:\n  a:\n    - one\n    - two\n    - three\n b:\n    - x\n",
+        [
+            "6:2: invalid YAML: expected <block end>, but found '<block mapping start>' "
+            "(while parsing a block mapping) ('b' is indented 1 space but 'a' on line 2 is "
+            "at 2: give the keys of one mapping the same indentation)"
+        ],
+    ),
+    (
+        "list item one space too deep",
+        "lists:\n  a:\n    - one\n     - two\n    - three\n",
+        [
+            "4:6: list item is indented more than the item before it, so YAML reads it as "
+            "more of that item's text (indent it like the item above it (4 spaces))"
         ],
     ),
     (
@@ -76,7 +102,7 @@ HINT_CASES = [
     ),
     (
         "first list item one space short, YAML reads one long phrase",
-        "lists:\n  a:\n   - one\n    - two\n",
+        "lists:\n  a:\n   - one\n    - two\n    - three\n",
         [
             "3:4: list item is indented less than the item after it, so YAML reads the items "
             "below it as more of its text (indent it like the items below it (4 spaces))"
@@ -185,6 +211,19 @@ def test_a_bad_rule_leaves_out_only_itself(tmp_path: Path) -> None:
         f"{file}:11:16: rule 'broken' is left out: list 'bad' has errors (first at {file}:4:7) "
         "(fix the list and the rules that use it load again)",
     ]
+
+
+def test_the_service_starts_with_the_good_rules_of_a_file_with_a_bad_rule(
+    tmp_path: Path,
+) -> None:
+    notices: list[str] = []
+    write(tmp_path, "r.yaml", FILE_WITH_ONE_BAD_RULE)
+    live = LiveRules(tmp_path, on_problems=notices.append)
+    assert [rule.id for rule in live.ruleset.rules] == ["fine", "also-fine"]
+    assert notices[0].splitlines()[0] == (
+        f"3 rule error(s) in {tmp_path}; the last good version of each broken rule stays "
+        "active (2 rules running):"
+    )
 
 
 def test_hot_reload_loads_the_good_rules_of_a_file_and_keeps_a_broken_rule(

@@ -436,9 +436,6 @@ class _Folded:
     rules: set[str]
 
 
-_BROKEN = "broken"  # _resolve: the list has errors already reported where it is defined
-
-
 class _Linker:
     def __init__(
         self, units: Mapping[str, Unit], unreadable: set[str], *, root: Path, warn_unused: bool
@@ -750,32 +747,33 @@ class _Linker:
                     )
                     ok = False
                 continue
+            if leaf.name in self.broken_local:
+                ok = False  # its bad term is reported where the list is
+                continue
             where = _offset_position(unit, path, text, leaf.offset)
-            problem = self._resolve(unit, where, leaf.name, local)
-            if problem is None:
+            found = self._resolve(unit, where, leaf.name, local)
+            if found is None:
                 self.used.add(leaf.name)
                 continue
             ok = False
-            if problem.follow_on or problem.message.startswith("unknown list"):
+            problem, fold = found
+            if fold:
                 self.fold(unit, (str(problem.follow_on), leaf.name), problem)
-            elif problem.message != _BROKEN:
+            else:
                 self.problem(unit, where, problem.message, problem.hint)
         return condition if ok else None
 
     def _resolve(
         self, unit: Unit, where: Position, name: str, local: dict[str, tuple[Term, ...]]
-    ) -> RuleProblem | None:
-        """None when `name` names a usable list; else the problem with this use of it."""
+    ) -> tuple[RuleProblem, bool] | None:
+        """None when `name` names a usable list; else the problem with this use of it, and
+        whether it is folded with the other rules that have the same problem with `name`."""
 
-        def problem(
-            message: str, hint: str | None = None, *, follow_on: bool = False
-        ) -> RuleProblem:
+        def problem(message: str, hint: str | None, *, follow_on: bool = False) -> RuleProblem:
             return RuleProblem(
                 unit.file, where.line, where.column, message, hint=hint, follow_on=follow_on
             )
 
-        if name in self.broken_local:
-            return problem(_BROKEN)
         if name in local:
             terms = local[name]
         elif name in self.shared:
@@ -783,28 +781,25 @@ class _Linker:
         elif name in self.broken_lists:
             cause = self.broken_lists[name]
             self.out.causes.add(cause)
-            return problem(
+            message = (
                 f"rule '{self.rule_id}' is left out: list '{name}' has errors "
-                f"(first at {cause.file}:{cause.line}:{cause.column})",
-                "fix the list and the rules that use it load again",
-                follow_on=True,
+                f"(first at {cause.file}:{cause.line}:{cause.column})"
             )
+            hint = "fix the list and the rules that use it load again"
+            return problem(message, hint, follow_on=True), True
         else:
             known = sorted({*local, *self.shared})
             close = difflib.get_close_matches(name, known, n=1)
             message = f"unknown list '{name}'" + (f" (did you mean '{close[0]}'?)" if close else "")
             if self.unreadable:
-                return problem(
-                    message,
-                    f"it may be defined in {self.unreadable[0]}, which could not be read",
-                    follow_on=True,
-                )
-            hint = None if close else f"no file under {self.root} defines it"
-            return problem(message, hint)
+                hint = f"it may be defined in {self.unreadable[0]}, which could not be read"
+                return problem(message, hint, follow_on=True), True
+            nowhere = None if close else f"no file under {self.root} defines it"
+            return problem(message, nowhere), True
         if not terms:
             return problem(
                 f"list '{name}' is empty, so this can never match", "add terms to the list"
-            )
+            ), False
         return None
 
 

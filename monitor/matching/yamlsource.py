@@ -113,9 +113,9 @@ def _describe(exc: MarkedYAMLError, lines: list[str]) -> YamlProblem:
     if exc.context and exc.problem:
         message += f" ({exc.context})"
     line = lines[position.line - 1] if position.line <= len(lines) else ""
-    item = _short_item(lines, position.line)
-    if item is not None:
-        return _short_item_problem(lines, item)
+    items = _misaligned_items(lines, position.line)
+    if items is not None:
+        return _misaligned_problem(lines, *items)
     hint = "check the indentation of this line and the one before"
     if "unknown escape character" in problem:
         hint = (
@@ -128,18 +128,41 @@ def _describe(exc: MarkedYAMLError, lines: list[str]) -> YamlProblem:
         hint = f"quote the whole value with single quotes: {key.strip()}: {quoted}"
     elif "mapping values are not allowed" in problem:
         hint = "quote this value: ': ' inside a plain value starts a mapping"
-        above = _key_above(lines, position.line - 1)
+        above = _line_above(lines, position.line - 1)
         inside = ": " in line[: position.column - 1]
-        if not inside and above is not None and _indent(line) > _indent(lines[above]):
-            hint = (
-                f"this key is indented more than '{lines[above].strip().split(':')[0]}' "
-                f"on line {above + 1}; indent it like that key ({_indent(lines[above])} spaces)"
-            )
+        if not inside and above is not None and _key_column(line) > _key_column(lines[above]):
+            hint = _align_hint(lines, position.line - 1, above)
+    elif "found '<block mapping start>'" in problem:
+        sibling = _sibling_above(lines, position.line - 1)
+        if sibling is not None:
+            hint = _align_hint(lines, position.line - 1, sibling)
     return YamlProblem(position, message, hint)
 
 
 def _indent(line: str) -> int:
     return len(line) - len(line.lstrip(" "))
+
+
+def _key_column(line: str) -> int:
+    """Where the key of a `key:` or `- key:` line starts (0-based)."""
+    text = line.lstrip(" ")
+    while text.startswith("- "):
+        text = text[2:].lstrip(" ")
+    return len(line) - len(text)
+
+
+def _key(line: str) -> str:
+    return line[_key_column(line) :].split(":", 1)[0]
+
+
+def _align_hint(lines: list[str], index: int, other: int) -> str:
+    """Name two keys of one mapping that are indented differently."""
+    width = _key_column(lines[index])
+    return (
+        f"'{_key(lines[index])}' is indented {width} space{'s' * (width != 1)} but "
+        f"'{_key(lines[other])}' on line {other + 1} is at {_key_column(lines[other])}: "
+        "give the keys of one mapping the same indentation"
+    )
 
 
 def _after_quotes(line: str, column: int) -> bool:
@@ -149,35 +172,72 @@ def _after_quotes(line: str, column: int) -> bool:
     return len(value) >= 2 and value[0] in "'\"" and value[-1] == value[0]
 
 
-def _key_above(lines: list[str], index: int) -> int | None:
+def _shown(lines: list[str], start: int, stop: int) -> list[int]:
+    """Indexes of the lines in [start, stop) that hold more than blanks or a comment."""
+    return [
+        number
+        for number in range(start, min(stop, len(lines)))
+        if lines[number].strip() and not lines[number].lstrip().startswith("#")
+    ]
+
+
+def _line_above(lines: list[str], index: int) -> int | None:
     """The nearest line above `index` that holds a `key:`, skipping blanks and comments."""
-    for number in range(index - 1, -1, -1):
+    above = _shown(lines, 0, index)
+    return above[-1] if above and ":" in lines[above[-1]] else None
+
+
+def _sibling_above(lines: list[str], index: int) -> int | None:
+    """The `key:` line that `index` most likely belongs beside, when its value came between.
+
+    YAML reports a key indented between two levels only there, after the whole value of the
+    key above. Its sibling is the shallowest key of that value if it is shallower than the
+    key (the key left that mapping too early), else the key that opened the value.
+    """
+    width = _indent(lines[index])
+    between: list[int] = []
+    for number in reversed(_shown(lines, 0, index)):
+        if _indent(lines[number]) >= width:
+            between.append(number)
+            continue
         text = lines[number].strip()
-        if text and not text.startswith("#"):
-            return number if ":" in text else None
+        if not text.endswith(":") or text.startswith("- ") or not between:
+            return None
+        level = min(_indent(lines[n]) for n in between)
+        keys = [n for n in between if _indent(lines[n]) == level]
+        left = keys[-1]  # the first of them in the file
+        if ":" in lines[left] and not lines[left].lstrip().startswith("- "):
+            return left
+        return number
     return None
 
 
-def _short_item_problem(lines: list[str], item: int) -> YamlProblem:
+def _misaligned_problem(lines: list[str], first: int, second: int) -> YamlProblem:
+    """Blame the item that differs from the items after it: the first if they agree."""
+    after = _shown(lines, second + 1, len(lines))
+    following = lines[after[0]] if after else ""
+    if following.lstrip().startswith("- ") and _indent(following) == _indent(lines[second]):
+        return YamlProblem(
+            Position(first + 1, _indent(lines[first]) + 1),
+            "list item is indented less than the item after it, "
+            "so YAML reads the items below it as more of its text",
+            f"indent it like the items below it ({_indent(lines[second])} spaces)",
+        )
     return YamlProblem(
-        Position(item + 1, _indent(lines[item]) + 1),
-        "list item is indented less than the item after it, "
-        "so YAML reads the items below it as more of its text",
-        f"indent it like the items below it ({_indent(lines[item + 1])} spaces)",
+        Position(second + 1, _indent(lines[second]) + 1),
+        "list item is indented more than the item before it, "
+        "so YAML reads it as more of that item's text",
+        f"indent it like the item above it ({_indent(lines[first])} spaces)",
     )
 
 
-def _short_item(lines: list[str], error_line: int) -> int | None:
-    """The plain `- item` line, before `error_line`, that the next deeper `- item` continues.
+def _misaligned_items(lines: list[str], end: int) -> tuple[int, int] | None:
+    """A plain `- item` line before line `end` and the deeper `- item` that continues it.
 
     `   - a` followed by `    - b` makes one scalar "a - b": YAML reports it only where the
-    text runs into a `key:`, often many lines later.
+    text runs into a `key:`, often many lines later, or not at all.
     """
-    shown = [
-        number
-        for number in range(min(error_line, len(lines)))
-        if lines[number].strip() and not lines[number].lstrip().startswith("#")
-    ]
+    shown = _shown(lines, 0, end)
     for first, second in itertools.pairwise(shown):
         head, nxt = lines[first].lstrip(), lines[second].lstrip()
         if (
@@ -188,7 +248,7 @@ def _short_item(lines: list[str], error_line: int) -> int | None:
             and ": " not in head
             and all(_indent(lines[n]) > _indent(lines[first]) for n in shown if n > first)
         ):
-            return first
+            return first, second
     return None
 
 
@@ -265,8 +325,9 @@ class _Reader:
             value = None if plain and event.value in _NULLS else event.value
             self._source.scalars[path] = Scalar(_position(event), style)
             first, last = event.start_mark.line, event.end_mark.line
-            if style is None and last > first and _short_item(self._lines, last + 1) == first:
-                self._source.problems.append((path, _short_item_problem(self._lines, first)))
+            items = _misaligned_items(self._lines, last + 1) if style is None else None
+            if items is not None and items[0] == first < last:
+                self._source.problems.append((path, _misaligned_problem(self._lines, *items)))
         elif isinstance(event, SequenceStartEvent):
             value = []
             for item in self._until(SequenceEndEvent):
