@@ -44,8 +44,16 @@ HINT_CASES = [
         'lists:\n  a:\n    - regex: "\\d+"\n',
         [
             "3:16: invalid YAML: found unknown escape character 'd' "
-            "(while scanning a double-quoted scalar) (write regexes in single quotes ('\\d+'): "
-            "in double quotes a backslash starts a YAML escape)"
+            "(while scanning a double-quoted scalar) (write regexes in single quotes: '\\d+' "
+            "(in double quotes a backslash starts a YAML escape))"
+        ],
+    ),
+    (
+        "double-quoted regex that YAML reads without complaint",
+        'lists:\n  a:\n    - regex: "\\bban\\b"\n',
+        [
+            "3:14: regex '\\x08ban\\x08' holds a control character: in double quotes YAML "
+            "reads \\b as a backspace (write regexes in single quotes)"
         ],
     ),
     (

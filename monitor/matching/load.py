@@ -53,6 +53,7 @@ RULE_SUFFIXES = (".yaml", ".yml")
 LISTS_FOLDER = "lists"
 LOOK_UP = 3  # folders searched for lists/ when one file is checked: its own and two parents
 _TERM_LIST: TypeAdapter[TermList] = TypeAdapter(TermList)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f]")  # tab and newline may be meant
 
 
 @dataclass(frozen=True, slots=True)
@@ -542,6 +543,17 @@ class _Linker:
                 term = Term(spec, list_name=list_name)
             elif spec.regex is not None:
                 term = Term(spec.regex, "regex", spec.case_sensitive, spec.exact, list_name)
+                scalar = unit.source.scalars.get((*path, index, "regex"))
+                if scalar is not None and scalar.style == '"' and _CONTROL.search(spec.regex):
+                    # "\bban\b" is valid YAML: \b is a backspace, not a word boundary.
+                    self.problem(
+                        unit,
+                        scalar.position,
+                        f"regex {spec.regex!r} holds a control character: in double quotes "
+                        "YAML reads \\b as a backspace",
+                        "write regexes in single quotes",
+                    )
+                    continue
             else:
                 term = Term(str(spec.phrase), "phrase", spec.case_sensitive, spec.exact, list_name)
             if self._term_ok(unit, where, term):

@@ -119,8 +119,8 @@ def _describe(exc: MarkedYAMLError, lines: list[str]) -> YamlProblem:
     hint = "check the indentation of this line and the one before"
     if "unknown escape character" in problem:
         hint = (
-            "write regexes in single quotes ('\\d+'): "
-            "in double quotes a backslash starts a YAML escape"
+            f"write regexes in single quotes: {_single_quoted(lines, exc.context_mark)} "
+            "(in double quotes a backslash starts a YAML escape)"
         )
     elif "found '<scalar>'" in problem and _after_quotes(line, position.column - 1):
         key, _, value = line.partition(": ")
@@ -137,6 +137,15 @@ def _describe(exc: MarkedYAMLError, lines: list[str]) -> YamlProblem:
         if sibling is not None:
             hint = _align_hint(lines, position.line - 1, sibling)
     return YamlProblem(position, message, hint)
+
+
+def _single_quoted(lines: list[str], start: Any) -> str:
+    """The double-quoted value that starts at `start`, written in single quotes."""
+    text = lines[start.line][start.column + 1 :] if start and start.line < len(lines) else ""
+    value = text.split('"', 1)[0]
+    if not value or text == value or value.endswith("\\"):
+        return "'\\d+'"  # not on one line: an example
+    return "'" + value.replace("'", "''") + "'"
 
 
 def _indent(line: str) -> int:
