@@ -189,7 +189,7 @@ def rules_check(app: AppContext, path: Path | None) -> None:
     loaded = load_rules(target)
     problems = sorted(
         [*loaded.problems, *check_examples(loaded.ruleset)],
-        key=lambda problem: (problem.file, problem.line, problem.column),
+        key=lambda problem: (problem.follow_on, problem.file, problem.line, problem.column),
     )
     for problem in problems:
         click.echo(str(problem))

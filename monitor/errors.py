@@ -74,6 +74,7 @@ class RuleProblem:
     message: str
     severity: str = "error"  # "error" or "warning"
     hint: str | None = None
+    follow_on: bool = False  # caused by another problem, which is reported first
 
     def __str__(self) -> str:
         text = f"{self.file}:{self.line}:{self.column}: {self.message}"

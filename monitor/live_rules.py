@@ -1,7 +1,8 @@
 """The rules the service is running, reloaded when their files change.
 
 A broken edit never replaces working rules: the engine keeps the last good
-version of a broken file (``load_rules(previous=...)``), and this module
+version of each broken rule, and of a file that cannot be read at all
+(``load_rules(previous=...)``), while the file's other rules reload; this module
 reports the problems (log, the `monitor_rule_reload_failures_total` metric, optional ops
 message) until a fix lands.
 """
@@ -102,7 +103,7 @@ class LiveRules:
             return
         summary = (
             f"{len(errors)} rule error(s) in {self.path}; "
-            f"the last good version of each broken file stays active "
+            f"the last good version of each broken rule stays active "
             f"({len(loaded.ruleset.rules)} rules running):\n"
             + "\n".join(str(problem) for problem in errors[:20])
         )

@@ -71,7 +71,7 @@ def test_a_broken_edit_keeps_the_last_good_version_until_fixed(tmp_path, caplog)
         assert live.refresh() is True
     assert ids(live) == ["fr-ban"] and live.ruleset.rules == before.rules
     assert len(notices) == 1 and f"{tmp_path}/fr.yaml:3:5: unknown key 'titel'" in notices[0]
-    assert "the last good version of each broken file stays active" in notices[0]
+    assert "the last good version of each broken rule stays active" in notices[0]
     assert "unknown key 'titel'" in caplog.text
 
     write(tmp_path, action="moratorium")

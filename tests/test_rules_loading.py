@@ -291,17 +291,19 @@ def test_broken_file_does_not_take_down_other_files(tmp_path: Path) -> None:
 
 
 def test_rule_using_a_list_from_a_broken_list_file_is_reported(tmp_path: Path) -> None:
+    # Only the broken list is out: rules using the file's other lists still load.
     lists = write(tmp_path, "lists/v.yaml", VENDORS + "  bad: [~]\n")
-    rules = write(tmp_path, "exit.yaml", EXIT)
+    write(tmp_path, "exit.yaml", EXIT)
+    rules = write(tmp_path, "bad.yaml", EXIT.replace("exit", "uses-bad").replace("vendors", "bad"))
     write(tmp_path, "other.yaml", OTHER)
     load = load_rules(tmp_path)
     assert [str(problem) for problem in load.problems] == [
-        f"{rules}:6:16: list 'vendors' is defined in {lists}, which has errors "
-        "(fix that file first)",
         f"{lists}:3:9: term must be a string (got nothing) "
         "(quote this value: an empty value or text after ' #' reads as nothing)",
+        f"{rules}:6:16: rule 'uses-bad' is left out: list 'bad' has errors "
+        f"(first at {lists}:3:9) (fix the list and the rules that use it load again)",
     ]
-    assert [rule.id for rule in load.ruleset.rules] == ["other"]
+    assert [rule.id for rule in load.ruleset.rules] == ["exit", "other"]
 
 
 def test_previous_load_keeps_the_last_good_version_of_a_broken_file(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ whose conditions are already parsed.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from lark import (
@@ -143,12 +144,33 @@ def parse(text: str) -> Condition:
 
 def _syntax_error(text: str, exc: UnexpectedInput) -> ConditionSyntaxError:
     offset = exc.pos_in_stream if exc.pos_in_stream is not None else len(text)
+    unmatched = _unmatched_parenthesis(text)
+    if unmatched is not None:
+        return unmatched
     at_end = isinstance(exc, UnexpectedToken) and exc.token.type == "$END"
     if at_end or isinstance(exc, UnexpectedEOF) or offset >= len(text):
         return ConditionSyntaxError(
             "condition ends too early", len(text), "check for a missing operand or ')'"
         )
     word = text[offset:].split(maxsplit=1)[0] if text[offset:].strip() else text[offset]
+    before = _PROXIMITY.search(text[:offset])
+    if _PROXIMITY.fullmatch(word) or before is not None:
+        operator = word if before is None else before.group(1)
+        kind = operator.split("/")[0]
+        return ConditionSyntaxError(
+            f"{operator} needs a list name or a quoted phrase on each side"
+            + ("" if before is None else f" (got '{word}' after it)"),
+            offset,
+            f"{kind} does not take a group: write one {kind} per list, "
+            f"(a {operator} b) or (a {operator} c), or put the terms in one list",
+        )
+    lower = _PROXIMITY.fullmatch(word.upper())
+    if lower is not None and word != word.upper():
+        return ConditionSyntaxError(
+            f"'{word}' must be upper-case: {word.upper()}",
+            offset,
+            "NEAR/n and BEFORE/n are upper-case; and, or, not are lower-case",
+        )
     hint = None
     if word.lower() in {"and", "or", "not"} and word != word.lower():
         hint = "keywords are lower-case: and, or, not"
@@ -159,3 +181,34 @@ def _syntax_error(text: str, exc: UnexpectedInput) -> ConditionSyntaxError:
     elif isinstance(exc, UnexpectedToken) and word in _KEYWORDS:
         hint = f"'{word}' is a keyword and cannot be a list name"
     return ConditionSyntaxError(f"condition syntax error at '{word}'", offset, hint)
+
+
+_PROXIMITY = re.compile(r"((?:NEAR|BEFORE)/[0-9]+)\s*$|(?:NEAR|BEFORE)/[0-9]+")
+
+
+def _unmatched_parenthesis(text: str) -> ConditionSyntaxError | None:
+    """The first ')' that closes nothing, or the first '(' never closed (outside phrases)."""
+    opened: list[int] = []
+    quoted = False
+    for offset, char in enumerate(text):
+        if char == '"':
+            quoted = not quoted
+        elif quoted:
+            continue
+        elif char == "(":
+            opened.append(offset)
+        elif char == ")" and not opened:
+            return ConditionSyntaxError(
+                f"unmatched ')' at column {offset + 1} of the condition",
+                offset,
+                "remove it or add the '(' it closes",
+            )
+        elif char == ")":
+            opened.pop()
+    if opened:
+        return ConditionSyntaxError(
+            f"'(' at column {opened[0] + 1} of the condition is never closed",
+            opened[0],
+            "add the ')' that ends the group",
+        )
+    return None

@@ -1,22 +1,25 @@
 """Load rule files: read YAML safely, validate the shape (pydantic), link lists, rules and
 conditions across files, report every problem at once with file:line:col, compile what is good.
 
-A broken file never takes down the rules of other files: its rules are left out, or its last
-good version (from `previous`) is kept, and its problems are reported either way.
+A bad rule leaves out that rule only, and a bad list the rules that use it; the rest of the
+file loads. With `previous`, a rule that breaks keeps its last good version, and a file that
+cannot be read at all keeps its last good version. Problems caused by another problem (a rule
+using a broken list) are folded into one line per cause and listed after the causes.
 """
 
 from __future__ import annotations
 
 import difflib
 import hashlib
+import os
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import re2
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from monitor.errors import RuleProblem
 from monitor.matching.compile import RuleSet, compile_rules, phrase_core, regex_options
@@ -41,19 +44,28 @@ from monitor.matching.schema import (
     RuleSpec,
     SourceFilters,
     TermForm,
+    TermList,
 )
 from monitor.matching.yamlsource import PathKey, Position, SourceMap, YamlProblem, read_yaml
 
 MAX_FILE_BYTES = 1024 * 1024
 RULE_SUFFIXES = (".yaml", ".yml")
+LISTS_FOLDER = "lists"
+LOOK_UP = 3  # folders searched for lists/ when one file is checked: its own and two parents
+_TERM_LIST: TypeAdapter[TermList] = TypeAdapter(TermList)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f]")  # tab and newline may be meant
 
 
 @dataclass(frozen=True, slots=True)
 class Unit:
-    """One rule file that read and validated: the spec and where each value is written."""
+    """One rule file that read: its valid lists and rules, and what was wrong with the rest."""
 
     file: str
-    spec: RuleFile
+    lists: Mapping[str, TermList]
+    rules: tuple[tuple[int, RuleSpec], ...]  # (index in the file, rule) of the valid rules
+    broken_lists: Mapping[str, RuleProblem]  # name -> first problem in its definition
+    broken_rules: frozenset[str]  # ids (where readable) of the rules that did not validate
+    problems: tuple[RuleProblem, ...]
     source: SourceMap
     text: str
 
@@ -66,6 +78,9 @@ class RuleLoad:
     problems: tuple[RuleProblem, ...]
     files: Mapping[str, str]  # path -> sha256 of its bytes
     last_good: Mapping[str, Unit] = field(default_factory=dict, repr=False, compare=False)
+    last_rules: Mapping[tuple[str, str], Rule] = field(
+        default_factory=dict, repr=False, compare=False
+    )  # (file, rule id) -> the rule as last loaded without errors
 
     @property
     def ok(self) -> bool:
@@ -86,13 +101,30 @@ def rule_files(path: Path) -> list[Path]:
     return [path]
 
 
+def lists_root(file: Path) -> Path:
+    """The folder whose lists a single rule file is checked with.
+
+    The nearest of the file's folder and its two parents that has a `lists/` subfolder (the
+    shipped layout: rules/lists/); without one, the file's own folder.
+    """
+    for folder in file.resolve().parents[:LOOK_UP]:
+        if (folder / LISTS_FOLDER).is_dir():
+            return folder if file.is_absolute() else Path(os.path.relpath(folder))
+    return file.parent
+
+
 def load_rules(path: Path, *, previous: RuleLoad | None = None) -> RuleLoad:
-    """Load, validate and compile the rule files at `path` (a folder or one file)."""
+    """Load, validate and compile the rule files at `path` (a folder or one file).
+
+    One file is checked with the lists of the folder it belongs to (see `lists_root`): their
+    rules and problems are left out, their lists are used.
+    """
     problems: list[RuleProblem] = []
     hashes: dict[str, str] = {}
     units: dict[str, Unit] = {}
-    unreadable: dict[str, set[str]] = {}  # broken file -> list names it seemed to define
+    unreadable: set[str] = set()
     last_good = dict(previous.last_good) if previous else {}
+    root = path
     if not path.exists():
         problems.append(
             RuleProblem(
@@ -103,39 +135,49 @@ def load_rules(path: Path, *, previous: RuleLoad | None = None) -> RuleLoad:
                 hint="set MONITOR_RULES to the rules folder",
             )
         )
+    elif not path.is_dir():
+        root = lists_root(path)
+        for file in rule_files(root):
+            if file.resolve() != path.resolve():
+                unit, _ = _read_unit(file, {}, last_good.get(str(file)))
+                if unit is not None:
+                    units[str(file)] = replace(unit, rules=(), broken_rules=frozenset())
     for file in rule_files(path) if path.exists() else []:
         name = str(file)
-        unit, file_problems, names = _read_unit(file, hashes, last_good.get(name))
+        unit, file_problems = _read_unit(file, hashes, last_good.get(name))
         problems.extend(file_problems)
         if unit is not None:
             units[name] = unit
         elif name in last_good:
             units[name] = last_good[name]
         else:
-            unreadable[name] = names
-    linked = _Linker(units, unreadable, warn_unused=path.is_dir()).link()
-    problems.extend(linked.problems)
-    final = linked
-    retry = {
-        name: last_good[name]
-        for name in linked.failed
-        if name in last_good and last_good[name] is not units[name]
-    }
-    if retry:
-        final = _Linker({**units, **retry}, unreadable, warn_unused=False).link()
-    good = {name: unit for name, unit in {**units, **retry}.items() if name not in final.failed}
+            unreadable.add(name)
+    linked = _Linker(units, unreadable, root=root, warn_unused=path.is_dir()).link()
+    problems.extend(
+        problem
+        for problem in [*linked.problems, *linked.causes]
+        if problem.file in hashes or problem in linked.causes
+    )
+    rules = list(linked.rules)
+    loaded = {rule.id for rule in rules}
+    for (name, rule_id), rule in (previous.last_rules if previous else {}).items():
+        if rule_id not in loaded and (name in unreadable or rule_id in linked.failed_rules(name)):
+            rules.append(rule)
+            loaded.add(rule_id)
+    good = {name: unit for name, unit in units.items() if name not in linked.failed}
     kept = {name: unit for name, unit in last_good.items() if name in units and name not in good}
-    rules = [rule for rule in final.rules if rule.file in good]
     return RuleLoad(
-        ruleset=compile_rules(rules),
+        ruleset=compile_rules(sorted(rules, key=lambda rule: (rule.file, rule.line))),
         problems=tuple(sorted(set(problems), key=_problem_order)),
         files=hashes,
         last_good={**kept, **good},
+        last_rules={(rule.file, rule.id): rule for rule in rules},
     )
 
 
-def _problem_order(problem: RuleProblem) -> tuple[str, int, int, str]:
-    return (problem.file, problem.line, problem.column, problem.message)
+def _problem_order(problem: RuleProblem) -> tuple[bool, str, int, int, str]:
+    """Causes first, then what they caused; each group by file and position."""
+    return (problem.follow_on, problem.file, problem.line, problem.column, problem.message)
 
 
 # --- reading and validating one file ---
@@ -143,72 +185,107 @@ def _problem_order(problem: RuleProblem) -> tuple[str, int, int, str]:
 
 def _read_unit(
     file: Path, hashes: dict[str, str], known: Unit | None = None
-) -> tuple[Unit | None, list[RuleProblem], set[str]]:
-    """Read and validate one file; `known` is its last good version, reused if unchanged."""
+) -> tuple[Unit | None, list[RuleProblem]]:
+    """Read and validate one file; `known` is its last good version, reused if unchanged.
+
+    None when nothing of the file can be used (unreadable, not YAML, not a mapping).
+    """
     name = str(file)
     try:
         size = file.stat().st_size
         if size > MAX_FILE_BYTES:
-            return (
-                None,
-                [
-                    RuleProblem(
-                        name,
-                        1,
-                        1,
-                        f"file is {size} bytes, over the {MAX_FILE_BYTES} byte limit",
-                        hint="split it into several files",
-                    )
-                ],
-                set(),
-            )
+            return None, [
+                RuleProblem(
+                    name,
+                    1,
+                    1,
+                    f"file is {size} bytes, over the {MAX_FILE_BYTES} byte limit",
+                    hint="split it into several files",
+                )
+            ]
         raw = file.read_bytes()
     except OSError as exc:
-        return None, [RuleProblem(name, 1, 1, f"cannot read file: {exc.strerror}")], set()
+        return None, [RuleProblem(name, 1, 1, f"cannot read file: {exc.strerror}")]
     hashes[name] = hashlib.sha256(raw).hexdigest()
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        return (
-            None,
-            [
-                RuleProblem(
-                    name, 1, 1, f"not UTF-8 text (byte {exc.start})", hint="save the file as UTF-8"
-                )
-            ],
-            set(),
-        )
+        return None, [
+            RuleProblem(
+                name, 1, 1, f"not UTF-8 text (byte {exc.start})", hint="save the file as UTF-8"
+            )
+        ]
     if known is not None and known.text == text:
         # Parsing YAML with positions is most of a reload's cost: a hot reload after one
         # edit re-reads only the files that changed.
-        return known, [], set(known.spec.lists)
+        return known, []
     try:
         data, source = read_yaml(text)
     except YamlProblem as exc:
         where = exc.position
-        return (
-            None,
-            [RuleProblem(name, where.line, where.column, exc.message, hint=exc.hint)],
-            set(),
-        )
+        return None, [RuleProblem(name, where.line, where.column, exc.message, hint=exc.hint)]
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        return (
-            None,
-            [RuleProblem(name, 1, 1, "a rule file is a mapping with 'lists:' and/or 'rules:'")],
-            set(),
+        return None, [
+            RuleProblem(name, 1, 1, "a rule file is a mapping with 'lists:' and/or 'rules:'")
+        ]
+    unit = _validate(name, data, source, text)
+    return unit, list(unit.problems)
+
+
+def _validate(file: str, data: dict[str, Any], source: SourceMap, text: str) -> Unit:
+    """Validate each list and each rule on its own, so one bad part leaves out only itself."""
+    found: list[tuple[PathKey, RuleProblem]] = [
+        # A duplicate top-level key spoils nothing below it: the first value is kept.
+        (
+            path if len(path) > 1 else (),
+            RuleProblem(
+                file, item.position.line, item.position.column, item.message, hint=item.hint
+            ),
         )
-    names = set(data["lists"]) if isinstance(data.get("lists"), dict) else set()
+        for path, item in source.problems
+    ]
     try:
-        spec = RuleFile.model_validate(data)
+        RuleFile.model_validate(data)
     except ValidationError as exc:
-        return (
-            None,
-            [_validation_problem(name, source, data, error) for error in exc.errors()],
-            names,
-        )
-    return Unit(name, spec, source, text), [], names
+        found += [
+            (tuple(error["loc"]), _validation_problem(file, source, data, error))
+            for error in exc.errors()
+        ]
+    broken: dict[PathKey, RuleProblem] = {}
+    for path, problem in sorted(found, key=lambda item: _problem_order(item[1])):
+        part = path[:2] if len(path) >= 2 and path[0] in {"lists", "rules"} else path[:1]
+        broken.setdefault(part, problem)
+    raw_lists: dict[str, Any] = data["lists"] if isinstance(data.get("lists"), dict) else {}
+    raw_rules: list[Any] = data["rules"] if isinstance(data.get("rules"), list) else []
+    ids = (item.get("id") if isinstance(item, dict) else None for item in raw_rules)
+    return Unit(
+        file=file,
+        lists={
+            name: _TERM_LIST.validate_python(terms)
+            for name, terms in raw_lists.items()
+            if ("lists", name) not in broken and ("lists",) not in broken
+        },
+        rules=tuple(
+            (index, RuleSpec.model_validate(item))
+            for index, item in enumerate(raw_rules)
+            if ("rules", index) not in broken and ("rules",) not in broken
+        ),
+        broken_lists={
+            str(part[1]): problem
+            for part, problem in broken.items()
+            if len(part) == 2 and part[0] == "lists"
+        },
+        broken_rules=frozenset(
+            rule_id
+            for index, rule_id in enumerate(ids)
+            if isinstance(rule_id, str) and (("rules", index) in broken or ("rules",) in broken)
+        ),
+        problems=tuple(problem for _, problem in found),
+        source=source,
+        text=text,
+    )
 
 
 def _walk(data: Any, loc: tuple[int | str, ...]) -> tuple[PathKey, bool, Any]:
@@ -337,7 +414,12 @@ def _model_at(path: PathKey) -> type[BaseModel]:
 class _Linked:
     rules: list[Rule] = field(default_factory=list)
     problems: list[RuleProblem] = field(default_factory=list)
-    failed: set[str] = field(default_factory=set)
+    failed: set[str] = field(default_factory=set)  # files with an error
+    failed_ids: set[tuple[str, str]] = field(default_factory=set)  # (file, id) left out
+    causes: set[RuleProblem] = field(default_factory=set)  # problems of lists that rules use
+
+    def failed_rules(self, file: str) -> set[str]:
+        return {rule_id for name, rule_id in self.failed_ids if name == file}
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,19 +429,36 @@ class _SharedList:
     position: Position
 
 
+@dataclass(slots=True)
+class _Folded:
+    """Uses of one list that fail for the same reason: reported once, at the first use."""
+
+    first: RuleProblem
+    rules: set[str]
+
+
 class _Linker:
     def __init__(
-        self, units: Mapping[str, Unit], unreadable: Mapping[str, set[str]], *, warn_unused: bool
+        self, units: Mapping[str, Unit], unreadable: set[str], *, root: Path, warn_unused: bool
     ) -> None:
         self.units = dict(sorted(units.items()))
-        self.unreadable = unreadable
+        self.unreadable = sorted(unreadable)
+        self.root = root
         self.warn_unused = warn_unused
         self.out = _Linked()
         self.shared: dict[str, _SharedList] = {}
-        self.broken_lists: dict[str, str] = {
-            name: file for file, names in unreadable.items() for name in names
-        }
+        self.broken_lists: dict[str, RuleProblem] = {}
+        self.broken_local: set[str] = set()
+        self.folded: dict[tuple[str, str], _Folded] = {}
+        self.ids: dict[str, str] = {}
         self.used: set[str] = set()
+        self.errors = 0
+        self.rule_id = ""  # the rule being linked, for messages about its uses of lists
+        for unit in self.units.values():
+            if unit.problems:
+                self.out.failed.add(unit.file)
+            for name, problem in unit.broken_lists.items():
+                self.broken_lists.setdefault(name, problem)
 
     def problem(
         self,
@@ -375,16 +474,35 @@ class _Linker:
             RuleProblem(unit.file, where.line, where.column, message, severity, hint)
         )
         if not warning:
+            self.errors += 1
             self.out.failed.add(unit.file)
+
+    def fold(self, unit: Unit, key: tuple[str, str], problem: RuleProblem) -> None:
+        """Count one more rule failing on `key`; the first one's problem stands for all."""
+        self.errors += 1
+        self.out.failed.add(unit.file)
+        folded = self.folded.setdefault(key, _Folded(problem, set()))
+        folded.rules.add(f"{unit.file}:{self.rule_id}")
 
     def link(self) -> _Linked:
         for unit in self.units.values():
             self._lists(unit)
         for unit in self.units.values():
-            for index, spec in enumerate(unit.spec.rules):
+            for index, spec in unit.rules:
+                self.rule_id = spec.id
                 rule = self._rule(unit, index, spec)
                 if rule is not None:
                     self.out.rules.append(rule)
+                else:
+                    self.out.failed_ids.add((unit.file, spec.id))
+            self.out.failed_ids.update((unit.file, rule_id) for rule_id in unit.broken_rules)
+        for (_, name), folded in self.folded.items():
+            more = len(folded.rules) - 1
+            message = folded.first.message
+            if more:
+                rules = "rule that uses" if more == 1 else "rules that use"
+                message += f" (and {more} more {rules} list '{name}')"
+            self.out.problems.append(replace(folded.first, message=message))
         if self.warn_unused and not self.out.failed and not self.unreadable:
             for name, shared in self.shared.items():
                 if name not in self.used:
@@ -397,9 +515,7 @@ class _Linker:
         return self.out
 
     def _lists(self, unit: Unit) -> None:
-        defined: dict[str, _SharedList] = {}
-        before = len(self.out.problems)
-        for name, specs in unit.spec.lists.items():
+        for name, specs in unit.lists.items():
             where = unit.source.key(("lists", name))
             if name in self.shared:
                 first = self.shared[name]
@@ -410,11 +526,12 @@ class _Linker:
                     "list names are shared by every rule file; rename one",
                 )
                 continue
+            before = len(self.out.problems)
             terms = self._terms(unit, ("lists", name), specs, name)
-            defined[name] = _SharedList(terms, unit.file, where)
-        self.shared.update(defined)
-        if unit.file in self.out.failed and len(self.out.problems) > before:
-            self.broken_lists.update(dict.fromkeys(defined, unit.file))
+            if len(self.out.problems) > before:
+                self.broken_lists.setdefault(name, self.out.problems[before])
+            else:
+                self.shared[name] = _SharedList(terms, unit.file, where)
 
     def _terms(
         self, unit: Unit, path: PathKey, specs: list[str | TermForm], list_name: str | None
@@ -426,6 +543,17 @@ class _Linker:
                 term = Term(spec, list_name=list_name)
             elif spec.regex is not None:
                 term = Term(spec.regex, "regex", spec.case_sensitive, spec.exact, list_name)
+                scalar = unit.source.scalars.get((*path, index, "regex"))
+                if scalar is not None and scalar.style == '"' and _CONTROL.search(spec.regex):
+                    # "\bban\b" is valid YAML: \b is a backspace, not a word boundary.
+                    self.problem(
+                        unit,
+                        scalar.position,
+                        f"regex {spec.regex!r} holds a control character: in double quotes "
+                        "YAML reads \\b as a backspace",
+                        "write regexes in single quotes",
+                    )
+                    continue
             else:
                 term = Term(str(spec.phrase), "phrase", spec.case_sensitive, spec.exact, list_name)
             if self._term_ok(unit, where, term):
@@ -470,9 +598,8 @@ class _Linker:
 
     def _rule(self, unit: Unit, index: int, spec: RuleSpec) -> Rule | None:
         path: PathKey = ("rules", index)
-        start = len(self.out.problems)
-        failed_before = unit.file in self.out.failed
-        self.out.failed.discard(unit.file)
+        errors = self.errors
+        self.broken_local = set()
         local: dict[str, tuple[Term, ...]] = {}
         for name, specs in spec.terms.items():
             where = unit.source.key((*path, "terms", name))
@@ -486,13 +613,12 @@ class _Linker:
                     "rename the local list",
                 )
                 continue
+            before = self.errors
             local[name] = self._terms(unit, (*path, "terms", name), specs, name)
+            if self.errors > before:
+                self.broken_local.add(name)
         condition = self._condition(unit, path, spec, local)
-        rule_failed = unit.file in self.out.failed and len(self.out.problems) > start
-        if failed_before:
-            self.out.failed.add(unit.file)
-        if condition is None or rule_failed:
-            self.out.failed.add(unit.file)
+        if condition is None or self.errors > errors:
             return None
         lists = {}
         for leaf in leaves(condition):
@@ -601,8 +727,7 @@ class _Linker:
 
     def _check_id(self, unit: Unit, path: PathKey, rule_id: str) -> None:
         where = unit.source.at((*path, "id"))
-        key = ("id", rule_id)
-        first = getattr(self, "_ids", {}).get(key)
+        first = self.ids.get(rule_id)
         if first is not None:
             self.problem(
                 unit,
@@ -611,9 +736,7 @@ class _Linker:
                 "rule ids are unique across all rule files",
             )
             return
-        if not hasattr(self, "_ids"):
-            self._ids: dict[tuple[str, str], str] = {}
-        self._ids[key] = f"{unit.file}:{where.line}"
+        self.ids[rule_id] = f"{unit.file}:{where.line}"
 
     def _parse(
         self, unit: Unit, path: PathKey, text: str, local: dict[str, tuple[Term, ...]]
@@ -636,40 +759,60 @@ class _Linker:
                     )
                     ok = False
                 continue
-            message, hint = self._resolve(leaf.name, local)
-            if message:
-                self.problem(unit, _offset_position(unit, path, text, leaf.offset), message, hint)
-                ok = False
-            else:
+            if leaf.name in self.broken_local:
+                ok = False  # its bad term is reported where the list is
+                continue
+            where = _offset_position(unit, path, text, leaf.offset)
+            found = self._resolve(unit, where, leaf.name, local)
+            if found is None:
                 self.used.add(leaf.name)
+                continue
+            ok = False
+            problem, fold = found
+            if fold:
+                self.fold(unit, (str(problem.follow_on), leaf.name), problem)
+            else:
+                self.problem(unit, where, problem.message, problem.hint)
         return condition if ok else None
 
     def _resolve(
-        self, name: str, local: dict[str, tuple[Term, ...]]
-    ) -> tuple[str | None, str | None]:
+        self, unit: Unit, where: Position, name: str, local: dict[str, tuple[Term, ...]]
+    ) -> tuple[RuleProblem, bool] | None:
+        """None when `name` names a usable list; else the problem with this use of it, and
+        whether it is folded with the other rules that have the same problem with `name`."""
+
+        def problem(message: str, hint: str | None, *, follow_on: bool = False) -> RuleProblem:
+            return RuleProblem(
+                unit.file, where.line, where.column, message, hint=hint, follow_on=follow_on
+            )
+
         if name in local:
-            terms: tuple[Term, ...] | None = local[name]
-        elif name in self.shared and name not in self.broken_lists:
+            terms = local[name]
+        elif name in self.shared:
             terms = self.shared[name].terms
         elif name in self.broken_lists:
-            return (
-                f"list '{name}' is defined in {self.broken_lists[name]}, which has errors",
-                "fix that file first",
+            cause = self.broken_lists[name]
+            self.out.causes.add(cause)
+            message = (
+                f"rule '{self.rule_id}' is left out: list '{name}' has errors "
+                f"(first at {cause.file}:{cause.line}:{cause.column})"
             )
+            hint = "fix the list and the rules that use it load again"
+            return problem(message, hint, follow_on=True), True
         else:
             known = sorted({*local, *self.shared})
             close = difflib.get_close_matches(name, known, n=1)
             message = f"unknown list '{name}'" + (f" (did you mean '{close[0]}'?)" if close else "")
-            unreadable = [file for file, names in self.unreadable.items() if not names]
-            hint = (
-                f"it may be defined in {unreadable[0]}, which could not be read"
-                if unreadable
-                else None
-            )
-            return message, hint
+            if self.unreadable:
+                hint = f"it may be defined in {self.unreadable[0]}, which could not be read"
+                return problem(message, hint, follow_on=True), True
+            nowhere = None if close else f"no file under {self.root} defines it"
+            return problem(message, nowhere), True
         if not terms:
-            return f"list '{name}' is empty, so this can never match", "add terms to the list"
-        return None, None
+            return problem(
+                f"list '{name}' is empty, so this can never match", "add terms to the list"
+            ), False
+        return None
 
 
 def _offset_position(unit: Unit, path: PathKey, text: str, offset: int) -> Position:
