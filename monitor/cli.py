@@ -459,11 +459,51 @@ def db_upgrade(app: AppContext) -> None:
         click.echo(f"{store.location}: schema at revision {store.revision()}")
 
 
+@db.command("downgrade")
+@click.argument("revision")
+@click.option("--yes", is_flag=True, help="Do not ask before undoing migrations.")
+@pass_app
+def db_downgrade(app: AppContext, revision: str, yes: bool) -> None:
+    """Undo migrations down to REVISION (`base` drops every table); asks first unless --yes.
+
+    For going back to an older media-monitor: run it with the newer one, which knows how.
+    """
+    with open_store(app.settings, upgrade=False) as store:
+        if not yes:
+            click.confirm(
+                f"Downgrade {store.location} from revision {store.revision() or 'base'} to "
+                f"{revision}? Undoing a migration can drop tables and their data",
+                abort=True,
+            )
+        store.downgrade(revision)
+        click.echo(f"{store.location}: schema at revision {store.revision() or 'base'}")
+
+
+@db.command("current")
+@pass_app
+def db_current(app: AppContext) -> None:
+    """Print the database's schema revision and the newest one this media-monitor has."""
+    from monitor.store.migrate import head_revision
+
+    with open_store(app.settings, upgrade=False) as store:
+        current = store.revision()
+        location = store.location
+    newest = f"this media-monitor's newest is {head_revision()}"
+    if current is None:
+        click.echo(f"{location}: no schema yet; {newest} (`monitor db upgrade` creates it)")
+    else:
+        click.echo(f"{location}: schema at revision {current}; {newest}")
+
+
 # ---------------------------------------------------------------- helpers
 
 
 @contextmanager
 def open_store(settings: Settings, *, upgrade: bool = True) -> Iterator[Store]:
+    """The store, migrated to the newest schema unless `upgrade` is False.
+
+    Store.open refuses a database at a revision this code does not know, whatever `upgrade`.
+    """
     from monitor.store.store import Store
 
     store = Store.open(settings.database_url)

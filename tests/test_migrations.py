@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect
 
+from monitor.errors import StoreError
 from monitor.store import Store
 from monitor.store.engine import parse_url
-from monitor.store.migrate import head_revision
+from monitor.store.migrate import alembic_config, head_revision
 from monitor.store.schema import metadata
 
 
@@ -17,18 +20,31 @@ def test_upgrade_builds_the_declared_schema(database_url: str) -> None:
     try:
         assert store.revision() is None
         store.upgrade()
-        assert store.revision() == head_revision() == "0001"
+        assert store.revision() == head_revision()
     finally:
         store.close()
-    engine = create_engine(parse_url(database_url))
+    assert schema_differences(database_url) == []
+    assert tables(database_url) == {"alembic_version", "feeds", "articles", "matches", "deliveries"}
+
+
+def schema_differences(url: str) -> list[object]:
+    """What Alembic would change to make the database match monitor.store.schema."""
+    engine = create_engine(parse_url(url))
     try:
         with engine.connect() as connection:
             context = MigrationContext.configure(connection, opts={"compare_type": True})
-            assert compare_metadata(context, metadata) == []
-            tables = set(inspect(connection).get_table_names())
+            return list(compare_metadata(context, metadata))
     finally:
         engine.dispose()
-    assert tables == {"alembic_version", "feeds", "articles", "matches", "deliveries"}
+
+
+def tables(url: str) -> set[str]:
+    engine = create_engine(parse_url(url))
+    try:
+        with engine.connect() as connection:
+            return set(inspect(connection).get_table_names())
+    finally:
+        engine.dispose()
 
 
 def test_upgrade_twice_is_a_no_op(database_url: str) -> None:
@@ -37,5 +53,33 @@ def test_upgrade_twice_is_a_no_op(database_url: str) -> None:
         store.upgrade()
         store.upgrade()
         assert store.revision() == head_revision()
+    finally:
+        store.close()
+
+
+def test_every_migration_downgrades_one_step_at_a_time_and_upgrades_again(
+    database_url: str,
+) -> None:
+    steps = list(ScriptDirectory.from_config(alembic_config()).walk_revisions())  # newest first
+    store = Store.open(database_url)
+    try:
+        store.upgrade()
+        for step in steps:
+            store.downgrade(step.down_revision or "base")  # one parent each: no branches
+            assert store.revision() == step.down_revision
+        assert tables(database_url) == {"alembic_version"}
+        store.upgrade()
+        assert store.revision() == head_revision()
+    finally:
+        store.close()
+    assert schema_differences(database_url) == []
+
+
+def test_downgrade_refuses_a_revision_above_the_current_one(database_url: str) -> None:
+    store = Store.open(database_url)
+    try:
+        with pytest.raises(StoreError, match=f"database .*{head_revision()}"):
+            store.downgrade(head_revision())  # from an empty database: that is an upgrade
+        assert store.revision() is None
     finally:
         store.close()

@@ -2,12 +2,13 @@
 
 The Store is the only caller. SQLite gets WAL, foreign keys, a busy timeout and
 BEGIN IMMEDIATE for writes; PostgreSQL gets psycopg 3 and pool_pre_ping so a
-server restart is survived by the next call.
+server restart is survived by the next call. Driver errors are sorted here into
+transient ones (worth a new transaction; the Store retries) and the rest.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
@@ -90,12 +91,55 @@ def _sqlite_engine(url: URL) -> Engine:
     return engine
 
 
-def wrap_error(url: URL, exc: DBAPIError) -> StoreError:
-    """One StoreError naming the setting and the masked URL, saying what to check."""
+# Failures worth a new transaction. A conflict: serialization failure, deadlock, SQLite's
+# SQLITE_BUSY/SQLITE_LOCKED (with extended codes: the low byte is the primary code). A lost
+# connection: a connection exception (class 08), the server ending the session
+# (pg_terminate_backend, a shutdown), or SQLAlchemy finding the connection dead.
+_CONFLICT_SQLSTATES = {"40001", "40P01"}
+_SQLITE_BUSY_CODES = {5, 6}
+_TERMINATED_SQLSTATES = {"57P01", "57P02"}
+
+
+def transient_reason(exc: DBAPIError) -> str | None:
+    """Why `exc` is worth running the transaction again (the driver's first line), or None."""
+    if _transient_kind(exc) is None:
+        return None
+    return _cause(exc).partition("\n")[0].strip() or type(exc.orig).__name__
+
+
+def _transient_kind(exc: DBAPIError) -> Literal["conflict", "disconnect"] | None:
+    """Which kind of transient failure `exc` is; None if a new transaction would fail again."""
+    sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+    sqlite_code = getattr(exc.orig, "sqlite_errorcode", None)
+    if exc.connection_invalidated or sqlstate.startswith("08") or sqlstate in _TERMINATED_SQLSTATES:
+        return "disconnect"
+    if sqlstate in _CONFLICT_SQLSTATES or (
+        isinstance(sqlite_code, int) and sqlite_code & 0xFF in _SQLITE_BUSY_CODES
+    ):
+        return "conflict"
+    return None
+
+
+def wrap_error(url: URL, exc: DBAPIError, attempts: int = 1) -> StoreError:
+    """One StoreError naming the masked URL and the driver's reason, saying what to check.
+
+    `attempts`: how many times the transaction was tried before giving up.
+    """
     # Drivers write several lines (psycopg adds a hint line); the CLI promises one.
-    cause = " ".join((str(exc.orig) if exc.orig is not None else str(exc)).split())
-    if isinstance(exc, OperationalError | InterfaceError):
+    cause = " ".join(_cause(exc).split())
+    kind = _transient_kind(exc)
+    if kind == "conflict":  # the server answered: asking whether it runs would mislead
         return StoreError(
-            f"database {mask(url)} is unavailable: {cause} (is the server running? check {SETTING})"
+            f"database {mask(url)} kept failing: {cause} (gave up after {attempts} attempts)"
+        )
+    if kind == "disconnect" or isinstance(exc, OperationalError | InterfaceError):
+        tried = f"gave up after {attempts} attempts; " if attempts > 1 else ""
+        return StoreError(
+            f"database {mask(url)} is unavailable: {cause} "
+            f"({tried}is the server running? check {SETTING})"
         )
     return StoreError(f"database {mask(url)} refused the operation: {cause}")
+
+
+def _cause(exc: DBAPIError) -> str:
+    return str(exc.orig) if exc.orig is not None else str(exc)

@@ -32,3 +32,9 @@ def head_revision() -> str:
     if head is None:
         raise StoreError(f"no migrations found in {MIGRATIONS_DIR}; reinstall media-monitor")
     return head
+
+
+def is_known(revision: str) -> bool:
+    """Whether `revision` is one of the migrations shipped with this code."""
+    scripts = ScriptDirectory.from_config(alembic_config())
+    return any(script.revision == revision for script in scripts.walk_revisions())

@@ -5,18 +5,25 @@ connections never leave this module. Store-then-send: record_poll writes article
 matches and pending deliveries in one transaction; the notifier claims deliveries
 later and marks them sent or failed. Claims use leases (and SKIP LOCKED on
 PostgreSQL) so several workers or overlapping cycles never take the same row.
+Each method is one transaction, run again as a whole when it fails for a transient
+reason; so each must be safe to run twice (a lost commit answer may hide a commit).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from alembic import command
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.util import CommandError
 from sqlalchemy import (
     Connection,
     Engine,
@@ -39,8 +46,15 @@ from sqlalchemy.exc import DBAPIError
 
 from monitor.errors import StoreError
 from monitor.model import Article, FeedSpec, Match, TermHit
-from monitor.store.engine import WRITE_OPTION, create_store_engine, mask, parse_url, wrap_error
-from monitor.store.migrate import alembic_config
+from monitor.store.engine import (
+    WRITE_OPTION,
+    create_store_engine,
+    mask,
+    parse_url,
+    transient_reason,
+    wrap_error,
+)
+from monitor.store.migrate import alembic_config, head_revision, is_known
 from monitor.store.schema import (
     UTCDateTime,
     articles,
@@ -55,6 +69,14 @@ _MIGRATION_LOCK_KEY = 0x6D6F6E69746F72
 DEFAULT_CHANNEL = ""
 # Keeps IN (...) lists well under SQLite's bound-parameter limit.
 _CHUNK = 500
+# Tries of a transaction that fails for a transient reason; the wait before try n+1 is
+# random up to _RETRY_DELAY_S * 2**(n-1), at most _RETRY_MAX_DELAY_S.
+RETRY_ATTEMPTS = 5
+_RETRY_DELAY_S = 0.05
+_RETRY_MAX_DELAY_S = 1.0
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,12 +206,16 @@ class Store:
 
     @classmethod
     def open(cls, url: str) -> Store:
-        """Open and check the database at `url` (raises StoreError when unreachable)."""
+        """Open and check the database at `url`.
+
+        Raises StoreError when it is unreachable, or when its schema revision is one this
+        code does not know (a newer media-monitor migrated it): nothing may read it then.
+        """
         parsed = parse_url(url)
         store = cls(create_store_engine(parsed), parsed)
         try:
-            with store._transaction():
-                pass  # connect now, so a wrong URL or a down server fails at start
+            # Connect now, so a wrong URL or a down server fails at start.
+            store._check_known(store.revision())
         except StoreError:
             store.close()
             raise
@@ -203,33 +229,88 @@ class Store:
         """The database URL with its password masked, for messages and logs."""
         return mask(self._url)
 
-    @contextmanager
-    def _transaction(self, *, write: bool = False) -> Iterator[Connection]:
-        """One connection in one transaction; driver errors become StoreError here, once."""
-        try:
-            with self._engine.connect() as connection:
-                if write:
-                    connection.execution_options(**{WRITE_OPTION: True})
-                with connection.begin():
-                    yield connection
-        except DBAPIError as exc:
-            raise wrap_error(self._url, exc) from exc
+    def _run(self, work: Callable[[Connection], T], *, write: bool = False) -> T:
+        """Run `work` in one transaction; driver errors become StoreError here, once.
+
+        A transient failure (deadlock, serialization failure, lost connection, SQLite busy)
+        rolls the transaction back, and all of `work` runs again in a new one: its earlier
+        statements were undone too. So `work` must act on the database only.
+        """
+        attempt = 1
+        while True:
+            try:
+                with self._engine.connect() as connection:
+                    if write:
+                        connection.execution_options(**{WRITE_OPTION: True})
+                    with connection.begin():
+                        return work(connection)
+            except DBAPIError as exc:
+                reason = transient_reason(exc)
+                if reason is None or attempt >= RETRY_ATTEMPTS:
+                    raise wrap_error(self._url, exc, attempt) from exc
+                # Jittered, so transactions that failed together do not collide again.
+                delay = random.uniform(
+                    0, min(_RETRY_MAX_DELAY_S, _RETRY_DELAY_S * 2 ** (attempt - 1))
+                )
+                log.warning(
+                    "database %s: transaction failed (%s), attempt %d of %d; "
+                    "running it again in %.2fs",
+                    self.location,
+                    reason,
+                    attempt,
+                    RETRY_ATTEMPTS,
+                    delay,
+                )
+                time.sleep(delay)
+                attempt += 1
 
     # -- schema ---------------------------------------------------------------------------
 
     def upgrade(self) -> None:
         """Migrate the schema to the newest revision (creates it in an empty database)."""
-        with self._transaction(write=True) as connection:
+        self._migrate(partial(command.upgrade, revision="head"))
+
+    def downgrade(self, revision: str) -> None:
+        """Undo migrations down to `revision` ("base": all of them, dropping every table)."""
+        if revision != "base":
+            self._check_known(revision, target=True)
+        self._migrate(partial(command.downgrade, revision=revision))
+
+    def _migrate(self, step: Callable[[Config], None]) -> None:
+        """Run an Alembic command on one connection, one migrating process at a time."""
+
+        def migrate(connection: Connection) -> None:
             if connection.dialect.name == "postgresql":
                 connection.execute(
                     text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
                 )
-            command.upgrade(alembic_config(connection), "head")
+            self._check_known(MigrationContext.configure(connection).get_current_revision())
+            try:
+                step(alembic_config(connection))
+            except CommandError as exc:  # e.g. a downgrade "to" a revision above the current
+                raise StoreError(f"database {self.location}: {exc}") from exc
+
+        self._run(migrate, write=True)
 
     def revision(self) -> str | None:
         """The schema revision of the database; None before the first upgrade."""
-        with self._transaction() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
+        return self._run(lambda c: MigrationContext.configure(c).get_current_revision())
+
+    def _check_known(self, revision: str | None, *, target: bool = False) -> None:
+        """Refuse a revision this code has no migration for, saying what to run instead."""
+        if revision is None or is_known(revision):
+            return
+        head = head_revision()
+        if target:
+            raise StoreError(
+                f"revision {revision!r} is not one of this media-monitor's migrations "
+                f"(its newest is {head!r}; `monitor db current` shows the database's)"
+            )
+        raise StoreError(
+            f"database {self.location} is at revision {revision!r}, which this media-monitor "
+            f"does not know (its newest is {head!r}): run the newer media-monitor, "
+            f"or `monitor db downgrade {head}` with it"
+        )
 
     # -- feeds ----------------------------------------------------------------------------
 
@@ -241,7 +322,8 @@ class Store:
         moves earlier if the new interval says so (to "due now" for the global one).
         """
         wanted = {spec.url: spec for spec in specs}
-        with self._transaction(write=True) as connection:
+
+        def sync(connection: Connection) -> None:
             stored = {row.url: row for row in connection.execute(select(feeds))}
             for spec in wanted.values():
                 row = stored.get(spec.url)
@@ -273,6 +355,8 @@ class Store:
             for chunk in _chunks(gone):
                 connection.execute(update(feeds).where(feeds.c.id.in_(chunk)).values(active=False))
 
+        self._run(sync, write=True)
+
     def claim_due_feeds(
         self, now: datetime, lease: timedelta, limit: int | None = None, *, every: bool = False
     ) -> list[FeedState]:
@@ -300,14 +384,12 @@ class Store:
             .values(next_poll_at=now + lease)
             .returning(*feeds.c)
         )
-        with self._transaction(write=True) as connection:
-            rows = connection.execute(claim).all()
+        rows = self._run(lambda connection: connection.execute(claim).all(), write=True)
         return sorted((_feed_state(row) for row in rows), key=lambda state: state.url)
 
     def feeds(self) -> list[FeedState]:
         """Every feed, active or not, by URL."""
-        with self._transaction() as connection:
-            rows = connection.execute(select(feeds).order_by(feeds.c.url)).all()
+        rows = self._run(lambda c: c.execute(select(feeds).order_by(feeds.c.url)).all())
         return [_feed_state(row) for row in rows]
 
     # -- polls ----------------------------------------------------------------------------
@@ -334,8 +416,7 @@ class Store:
                         f"{article.feed_url} ({article.entry_id!r}); a poll records articles "
                         "of its own feed only"
                     )
-        with self._transaction(write=True) as connection:
-            return [_record(connection, outcome) for outcome in outcomes]
+        return self._run(lambda c: [_record(c, outcome) for outcome in outcomes], write=True)
 
     def articles(
         self, since: datetime | None = None, feed_url: str | None = None, limit: int | None = None
@@ -353,8 +434,7 @@ class Store:
         if feed_url is not None:
             query = query.where(feeds.c.url == feed_url)
         query = query.order_by(articles.c.published.desc(), articles.c.id.desc()).limit(limit)
-        with self._transaction() as connection:
-            rows = connection.execute(query).all()
+        rows = self._run(lambda connection: connection.execute(query).all())
         return [StoredArticle(row.article_id, _article(row)) for row in rows]
 
     def record_backfill(
@@ -377,7 +457,8 @@ class Store:
         ]
         if not rows:
             return BackfillSaved(0, 0, {})
-        with self._transaction(write=True) as connection:
+
+        def backfill(connection: Connection) -> tuple[list[Row[Any]], list[Row[Any]]]:
             inserted = _insert_new(
                 connection,
                 matches,
@@ -386,14 +467,15 @@ class Store:
                 matches.c.rule_id,
                 matches.c.channel,
             )
-            added: list[Row[Any]] = []
-            if alert and inserted:
-                wanted = {(row.article_id, _delivery_channel(row.channel)) for row in inserted}
-                delivery_rows = [
-                    _delivery_row(article_id, channel, now)
-                    for article_id, channel in sorted(wanted)
-                ]
-                added = _insert_new(connection, deliveries, delivery_rows, deliveries.c.id)
+            if not (alert and inserted):
+                return inserted, []
+            wanted = {(row.article_id, _delivery_channel(row.channel)) for row in inserted}
+            delivery_rows = [
+                _delivery_row(article_id, channel, now) for article_id, channel in sorted(wanted)
+            ]
+            return inserted, _insert_new(connection, deliveries, delivery_rows, deliveries.c.id)
+
+        inserted, added = self._run(backfill, write=True)
         by_rule: dict[str, int] = {}
         for row in inserted:
             by_rule[row.rule_id] = by_rule.get(row.rule_id, 0) + 1
@@ -419,8 +501,7 @@ class Store:
         )
         if since is not None:
             query = query.where(matches.c.created_at >= since)
-        with self._transaction() as connection:
-            rows = connection.execute(query).all()
+        rows = self._run(lambda connection: connection.execute(query).all())
         return [StoredMatch(_article(row), _match(row), row.created_at, row.status) for row in rows]
 
     # -- deliveries -----------------------------------------------------------------------
@@ -448,7 +529,10 @@ class Store:
                 deliveries.c.created_at,
             )
         )
-        with self._transaction(write=True) as connection:
+
+        def take(
+            connection: Connection,
+        ) -> tuple[list[Row[Any]], dict[int, Article], dict[tuple[int, str], list[Match]]]:
             claimed = sorted(connection.execute(claim).all(), key=lambda r: (r.created_at, r.id))
             article_ids = list({row.article_id for row in claimed})
             by_id: dict[int, Article] = {}
@@ -465,6 +549,9 @@ class Store:
                 ):
                     key = (row.article_id, _delivery_channel(row.channel))
                     found.setdefault(key, []).append(_match(row))
+            return claimed, by_id, found
+
+        claimed, by_id, found = self._run(take, write=True)
         return [
             PendingDelivery(
                 id=row.id,
@@ -478,20 +565,19 @@ class Store:
 
     def mark_delivered(self, delivery_id: int, now: datetime, reference: str | None) -> None:
         """Record a successful send (reference: the Slack message ts, if any)."""
-        with self._transaction(write=True) as connection:
-            result = connection.execute(
-                update(deliveries)
-                .where(deliveries.c.id == delivery_id)
-                .values(
-                    status="sent",
-                    attempts=deliveries.c.attempts + 1,
-                    last_attempt_at=now,
-                    sent_at=now,
-                    reference=reference,
-                )
+        sent = (
+            update(deliveries)
+            .where(deliveries.c.id == delivery_id)
+            .values(
+                status="sent",
+                attempts=deliveries.c.attempts + 1,
+                last_attempt_at=now,
+                sent_at=now,
+                reference=reference,
             )
-            if result.rowcount == 0:
-                raise StoreError(f"delivery {delivery_id} does not exist; cannot mark it sent")
+        )
+        if self._run(lambda connection: connection.execute(sent).rowcount, write=True) == 0:
+            raise StoreError(f"delivery {delivery_id} does not exist; cannot mark it sent")
 
     def mark_failed(
         self, delivery_id: int, now: datetime, error: str, retry_at: datetime | None
@@ -510,26 +596,25 @@ class Store:
             changes["status"] = "failed"
         else:
             changes["next_attempt_at"] = retry_at
-        with self._transaction(write=True) as connection:
-            result = connection.execute(
-                update(deliveries)
-                .where(deliveries.c.id == delivery_id, deliveries.c.status == "pending")
-                .values(changes)
-            )
-            if (
-                result.rowcount == 0
-                and not connection.execute(
-                    select(deliveries.c.id).where(deliveries.c.id == delivery_id)
-                ).first()
-            ):
-                raise StoreError(f"delivery {delivery_id} does not exist; cannot mark it failed")
+        failed = (
+            update(deliveries)
+            .where(deliveries.c.id == delivery_id, deliveries.c.status == "pending")
+            .values(changes)
+        )
+        exists = select(deliveries.c.id).where(deliveries.c.id == delivery_id)
+
+        def mark(connection: Connection) -> bool:
+            """False if there is no such delivery."""
+            changed = connection.execute(failed).rowcount > 0
+            return changed or connection.execute(exists).first() is not None
+
+        if not self._run(mark, write=True):
+            raise StoreError(f"delivery {delivery_id} does not exist; cannot mark it failed")
 
     def delivery_counts(self) -> dict[str, int]:
         """Deliveries per status, for the statuses that have any."""
-        with self._transaction() as connection:
-            rows = connection.execute(
-                select(deliveries.c.status, func.count()).group_by(deliveries.c.status)
-            ).all()
+        counts = select(deliveries.c.status, func.count()).group_by(deliveries.c.status)
+        rows = self._run(lambda connection: connection.execute(counts).all())
         return {status: count for status, count in rows}
 
 
