@@ -127,6 +127,7 @@ class Service:
         reader = self._current_reader()
         report = asyncio.run(poll_cycle(self.store, reader, self.poll_settings, every=every))
         self.metrics.record_poll(report)
+        self.metrics.record_feeds(self.store.feeds())
         if report.parser_crashed:
             log.warning("a parser process crashed; starting a new pool")
             reader.close(wait=False)

@@ -278,7 +278,7 @@ def test_db_upgrade_reports_the_revision(tmp_path):
     url = f"sqlite:///{tmp_path / 'm.db'}"
     result = invoke("db", "upgrade", env={"MONITOR_DATABASE_URL": url})
     assert result.exit_code == 0
-    assert result.stdout == f"{url}: schema at revision 0001\n"
+    assert result.stdout == f"{url}: schema at revision 0002\n"
 
 
 def test_run_polls_and_stops_cleanly_on_sigterm(polled, tmp_path, feed_server):

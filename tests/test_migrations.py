@@ -17,7 +17,7 @@ def test_upgrade_builds_the_declared_schema(database_url: str) -> None:
     try:
         assert store.revision() is None
         store.upgrade()
-        assert store.revision() == head_revision() == "0001"
+        assert store.revision() == head_revision() == "0002"
     finally:
         store.close()
     engine = create_engine(parse_url(database_url))
