@@ -392,21 +392,19 @@ def feeds() -> None:
 @feeds.command("list")
 @pass_app
 def feeds_list(app: AppContext) -> None:
-    """Every feed with its state: last poll, next poll, consecutive errors, last error."""
+    """Every feed with its state (ok, failing since, needs attention), polls, move, last error."""
     with open_store(app.settings) as store:
         states = store.feeds()
     if not states:
         click.echo("no feeds yet: add some to the feeds file and run `monitor poll --once`")
         return
     for feed in states:
-        if not feed.active:
-            status = "removed"
-        elif feed.error_count:
-            status = f"failing ({feed.error_count} in a row)"
-        elif feed.last_success_at is None:
-            status = "new"
-        else:
-            status = "ok"
+        status = feed.health
+        if status == "attention":
+            status = f"needs attention: {feed.attention}"
+        elif status == "failing":
+            since = f" since {format_time(feed.failing_since)}" if feed.failing_since else ""
+            status = f"failing{since} ({feed.error_count} in a row)"
         click.echo(f"{feed.url}  [{status}]")
         details = [
             f"name: {feed.name}" if feed.name else "",
@@ -414,6 +412,8 @@ def feeds_list(app: AppContext) -> None:
             f"next: {format_time(feed.next_poll_at)}",
         ]
         click.echo("    " + "; ".join(part for part in details if part))
+        if feed.fetch_url:
+            click.echo(f"    moved to {feed.fetch_url}; update the feeds file")
         if feed.last_error:
             click.echo(f"    last error: {feed.last_error}")
 

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+MAX_MESSAGE = 300  # characters of an error kept or shown: servers can put anything in one
+
 
 class MonitorError(Exception):
     """Base class: the CLI prints ``str(error)`` on one line and exits non-zero.
@@ -55,8 +57,13 @@ class FeedError(MonitorError):
 
 
 class FetchError(FeedError):
-    def __init__(self, url: str, message: str, status: int | None = None) -> None:
+    """``retry_after``: the server's Retry-After header (bounded text), read by the scheduler."""
+
+    def __init__(
+        self, url: str, message: str, status: int | None = None, retry_after: str | None = None
+    ) -> None:
         self.status = status
+        self.retry_after = retry_after
         super().__init__(url, message)
 
 
@@ -98,3 +105,9 @@ class DeliveryError(MonitorError):
         self.channel = channel
         self.permanent = permanent
         super().__init__(f"{channel}: {message}")
+
+
+def shorten(text: str, limit: int = MAX_MESSAGE) -> str:
+    """At most ``limit`` printable characters: error text may quote what a server sent."""
+    printable = "".join(char if char.isprintable() else " " for char in text[: limit + 1])
+    return printable if len(printable) <= limit else printable[: limit - 3] + "..."

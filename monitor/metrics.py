@@ -2,23 +2,27 @@
 
 Counters cover what an operator alerts on: rule reloads that found errors (the last good
 version of each broken file stays active, so nothing else shows it), feed polls by outcome,
-and alert deliveries by outcome. Gauges give the rules running and the errors in the rule
-files as last loaded. Each Metrics has its own registry, so two services in one process (as
-in tests) never share counts.
+and alert deliveries by outcome. Gauges give the rules running, the errors in the rule
+files as last loaded, and the active feeds by health (a feed that needs attention is polled
+only daily, so its counter barely moves) and those that moved. Each Metrics has its own
+registry, so two services in one process (as in tests) never share counts.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from monitor.matching import RuleLoad
 from monitor.pipeline import DeliveryReport, PollReport
+from monitor.store.store import FeedState
 
 FEED_OUTCOMES = ("updated", "not-modified", "unchanged", "failed")
 DELIVERY_OUTCOMES = ("sent", "retrying", "failed")
+FEED_HEALTH = ("ok", "new", "failing", "attention")  # FeedState.health of an active feed
 
 
 class Metrics:
@@ -53,6 +57,19 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.feeds = Gauge(
+            "monitor_feeds",
+            "Active feeds by health: ok, new, failing, attention (410 or repeated 404s)",
+            ["health"],
+            registry=self.registry,
+        )
+        self.feeds_moved = Gauge(
+            "monitor_feeds_moved",
+            "Active feeds fetched from where a permanent redirect moved them",
+            registry=self.registry,
+        )
+        for health in FEED_HEALTH:
+            self.feeds.labels(health)
         for outcome in FEED_OUTCOMES:  # every series exists from the start, at zero
             self.feed_polls.labels(outcome)
         for outcome in DELIVERY_OUTCOMES:
@@ -71,6 +88,12 @@ class Metrics:
             self.feed_polls.labels(feed.outcome).inc()
         self.new_articles.inc(report.new_articles)
         self.new_matches.inc(report.new_matches)
+
+    def record_feeds(self, states: Sequence[FeedState]) -> None:
+        active = [state for state in states if state.active]
+        for health in FEED_HEALTH:
+            self.feeds.labels(health).set(sum(state.health == health for state in active))
+        self.feeds_moved.set(sum(state.fetch_url is not None for state in active))
 
     def record_delivery(self, report: DeliveryReport) -> None:
         self.alert_deliveries.labels("sent").inc(report.sent)

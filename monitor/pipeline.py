@@ -20,13 +20,19 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TypeVar
 
-from monitor.errors import DeliveryError, FeedParseError, FetchError
+from monitor.errors import DeliveryError, FeedParseError, FetchError, shorten
 from monitor.feeds.fetch import Fetcher, FetchOptions, FetchRequest
 from monitor.feeds.parse import body_digest
 from monitor.notify.base import AlertSender, RetryLaterError
 from monitor.notify.render import render_alert
 from monitor.reader import ArticleReader
-from monitor.schedule import alert_since, delivery_retry_at, next_poll_at
+from monitor.schedule import (
+    alert_since,
+    attention_reason,
+    delivery_retry_at,
+    next_poll_at,
+    retry_after_at,
+)
 from monitor.store.store import FeedState, PollOutcome, PollSaved, Store
 
 log = logging.getLogger(__name__)
@@ -181,12 +187,20 @@ async def _poll_feed(
     feed: FeedState,
 ) -> FeedReport:
     interval = feed.interval or settings.poll_interval
-    request = FetchRequest(feed.url, etag=feed.etag, last_modified=feed.last_modified)
+    request = FetchRequest(feed.source_url, etag=feed.etag, last_modified=feed.last_modified)
     try:
         fetched = await fetcher.fetch(request)
     except FetchError as exc:
         return await _record_failure(writer, settings, clock, feed, exc, exc.status)
     now = clock()
+    if fetched.moved_to is not None:
+        # Logged once: from now on the feed is fetched from there and no longer redirects.
+        log.warning(
+            "feed %s moved permanently to %s; update the feeds file",
+            feed.url,
+            shorten(fetched.moved_to),
+            extra={"feed_url": feed.url},
+        )
     success = partial(
         PollOutcome,
         feed_url=feed.url,
@@ -195,6 +209,7 @@ async def _poll_feed(
         status=fetched.status,
         etag=fetched.etag,
         last_modified=fetched.last_modified,
+        moved_to=fetched.moved_to,
     )
     if fetched.body is None:
         await writer.write(success(body_digest=feed.body_digest))
@@ -215,7 +230,7 @@ async def _poll_feed(
     except FeedParseError as exc:  # not a feed, over its parse budget, or its worker died
         return await _record_failure(writer, settings, clock, feed, exc, fetched.status)
     for warning in parsed.warnings:
-        log.warning("feed %s: %s", feed.url, warning)
+        log.warning("feed %s: %s", feed.url, warning, extra={"feed_url": feed.url})
     first_poll = feed.first_polled_at is None
     outcome = success(
         body_digest=digest,
@@ -241,19 +256,44 @@ async def _record_failure(
     error: FetchError | FeedParseError,
     status: int | None,
 ) -> FeedReport:
+    """Record a failed poll; the host's Retry-After, 410 or 404s decide when to poll again."""
     now = clock()
     errors = feed.error_count + 1
     interval = feed.interval or settings.poll_interval
-    log.warning("feed %s failed (%d in a row): %s", feed.url, errors, error.message)
+    message = shorten(error.message)
+    not_found = feed.not_found_count + 1 if status == 404 else 0
+    attention = attention_reason(status, not_found)
+    retry_after = retry_after_at(now, error.retry_after if isinstance(error, FetchError) else None)
+    retry_at = next_poll_at(
+        now,
+        interval,
+        errors,
+        settings.jitter(),
+        retry_after=retry_after,
+        attention=attention is not None or feed.attention is not None,
+    )
+    context = {"feed_url": feed.url}
+    if attention is not None and feed.attention is None:  # once: later polls only repeat it
+        log.warning("feed %s needs attention: %s", feed.url, attention, extra=context)
+    log.warning(
+        "feed %s failed (%d in a row), retry at %s: %s",
+        feed.url,
+        errors,
+        retry_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        message,
+        extra=context,
+    )
     outcome = PollOutcome(
         feed_url=feed.url,
         polled_at=now,
-        next_poll_at=next_poll_at(now, interval, errors, settings.jitter()),
+        next_poll_at=retry_at,
         status=status,
-        error=error.message,
+        error=message,
+        not_found_count=not_found,
+        attention=attention,
     )
     await writer.write(outcome)
-    return FeedReport(feed.url, "failed", error=error.message)
+    return FeedReport(feed.url, "failed", error=message)
 
 
 def deliver_pending(

@@ -3,26 +3,81 @@
 No clock and no randomness inside: callers pass ``now`` and a ``jitter`` in [-1, 1]
 so that the decisions are table-testable. Jitter spreads polls of feeds that
 share a host (miniflux #3130); backoff has a ceiling so a broken feed is
-retried at least daily instead of being dropped (miniflux #149).
+retried at least daily instead of being dropped (miniflux #149). A host's own
+signals come first: its Retry-After, and a 410 or a run of 404s, which put the
+feed on a daily poll until it answers again.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 
 JITTER_FRACTION = 0.1
 MAX_BACKOFF = timedelta(hours=24)
+# Also the ceiling of a Retry-After: a host asking for a week still gets a daily look.
+MAX_RETRY_AFTER = MAX_BACKOFF
+# A feed that needs attention is polled this rarely, never dropped: it may come back.
+ATTENTION_INTERVAL = timedelta(hours=24)
+# 404s in a row before a feed needs attention. One 404 is often a botched deploy; five
+# in a row at doubling backoff span several hours of a feed poll every few minutes.
+NOT_FOUND_LIMIT = 5
 DELIVERY_RETRY_BASE = timedelta(seconds=30)
 MAX_DELIVERY_BACKOFF = timedelta(hours=1)
 
 
-def next_poll_at(now: datetime, interval: float, error_count: int, jitter: float) -> datetime:
-    """The next poll: ``interval`` after success, doubling per consecutive error up to a day."""
+def next_poll_at(
+    now: datetime,
+    interval: float,
+    error_count: int,
+    jitter: float,
+    *,
+    retry_after: datetime | None = None,
+    attention: bool = False,
+) -> datetime:
+    """The next poll: ``interval`` after success, doubling per consecutive error up to a day.
+
+    A host's ``retry_after`` is honoured up to MAX_RETRY_AFTER but never brings the poll
+    sooner than the backoff; a feed that needs ``attention`` waits ATTENTION_INTERVAL.
+    """
     seconds = interval
     if error_count > 0:
         seconds = min(interval * (1 << min(error_count, 20)), MAX_BACKOFF.total_seconds())
+    if attention:
+        seconds = max(seconds, ATTENTION_INTERVAL.total_seconds())
     seconds *= 1 + JITTER_FRACTION * max(-1.0, min(1.0, jitter))
-    return now + timedelta(seconds=seconds)
+    backoff = now + timedelta(seconds=seconds)
+    if retry_after is None:
+        return backoff
+    return max(backoff, min(retry_after, now + MAX_RETRY_AFTER))
+
+
+def retry_after_at(now: datetime, header: str | None) -> datetime | None:
+    """The time a Retry-After header names (delta-seconds or an HTTP-date); None if neither."""
+    if header is None:
+        return None
+    value = header.strip()
+    if value.isascii() and value.isdigit():
+        return now + timedelta(seconds=min(int(value), MAX_RETRY_AFTER.total_seconds()))
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:  # RFC 9110 dates are GMT; a "-0000" zone parses naive
+        moment = moment.replace(tzinfo=UTC)
+    return moment
+
+
+def attention_reason(status: int | None, not_found_count: int) -> str | None:
+    """Why a failed feed needs a person, when the host says it is gone; None otherwise."""
+    if status == 410:
+        return "HTTP 410 Gone: the feed was removed; delete it from the feeds file"
+    if status == 404 and not_found_count >= NOT_FOUND_LIMIT:
+        return (
+            f"HTTP 404 Not Found {not_found_count} times in a row; "
+            "fix the feed URL or delete it from the feeds file"
+        )
+    return None
 
 
 def alert_since(now: datetime, first_poll: bool, window_hours: float) -> datetime | None:

@@ -128,6 +128,7 @@ class Service:
         reader = self._current_reader()
         report = asyncio.run(poll_cycle(self.store, reader, self.poll_settings, every=every))
         self.metrics.record_poll(report)
+        self.metrics.record_feeds(self.store.feeds())
         if report.feeds:
             log.info(
                 "polled %d feeds (%d failed): %d new articles, %d matches, %d alerts queued",

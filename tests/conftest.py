@@ -3,5 +3,6 @@
 pytest_plugins = [
     "tests.support.pg",
     "tests.support.feed_server",
+    "tests.support.raw_server",
     "tests.support.slack_server",
 ]

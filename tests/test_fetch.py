@@ -12,9 +12,10 @@ from collections.abc import Iterator
 import pytest
 
 from monitor.config import Settings
-from monitor.errors import FetchError
+from monitor.errors import MAX_MESSAGE, FetchError
 from monitor.feeds.fetch import Fetcher, FetchOptions, FetchRequest, FetchResult
 from tests.support.feed_server import FeedServer
+from tests.support.raw_server import RawServer
 
 LOCAL = FetchOptions(allow_private_addresses=True)
 FIX = "set MONITOR_ALLOW_PRIVATE_ADDRESSES=true or add it to MONITOR_ALLOWED_NETWORKS"
@@ -66,6 +67,7 @@ async def test_200_with_etag_and_last_modified(feed_server: FeedServer) -> None:
     assert result == FetchResult(
         url=feed_server.url("/feed.xml"),
         final_url=feed_server.url("/feed.xml"),
+        moved_to=None,
         status=200,
         body=RSS.encode(),
         headers=result.headers,
@@ -505,3 +507,110 @@ async def test_connection_refused() -> None:
 async def test_fetch_outside_the_context_manager_is_a_bug() -> None:
     with pytest.raises(RuntimeError):
         await Fetcher(LOCAL).fetch(FetchRequest("http://127.0.0.1/"))
+
+
+# -- a host's own signals ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [301, 308])
+async def test_a_permanent_redirect_says_where_the_feed_moved(
+    feed_server: FeedServer, status: int
+) -> None:
+    feed_server.redirect("/old.xml", "/new.xml", status)
+    feed_server.add("/new.xml", RSS)
+    result = await fetch(feed_server.url("/old.xml"))
+    assert (result.moved_to, result.final_url) == ((feed_server.url("/new.xml"),) * 2)
+
+
+@pytest.mark.parametrize("status", [302, 303, 307])
+async def test_a_temporary_redirect_moves_nothing(feed_server: FeedServer, status: int) -> None:
+    feed_server.redirect("/old.xml", "/new.xml", status)
+    feed_server.add("/new.xml", RSS)
+    result = await fetch(feed_server.url("/old.xml"))
+    assert (result.moved_to, result.final_url) == (None, feed_server.url("/new.xml"))
+
+
+async def test_only_the_leading_permanent_hops_move_the_feed(feed_server: FeedServer) -> None:
+    feed_server.redirect("/a", "/b", 301)
+    feed_server.redirect("/b", "/c", 302)  # /b is where the feed lives; /c is for today
+    feed_server.redirect("/c", "/d", 301)
+    feed_server.add("/d", RSS)
+    assert (await fetch(feed_server.url("/a"))).moved_to == feed_server.url("/b")
+    # After a temporary hop, a 301 moves the temporary address, not the feed.
+    assert (await fetch(feed_server.url("/c"))).moved_to == feed_server.url("/d")
+    feed_server.redirect("/t", "/c", 307)
+    assert (await fetch(feed_server.url("/t"))).moved_to is None
+
+
+@pytest.mark.parametrize(
+    ("status", "header", "expected"),
+    [
+        (503, "120", "120"),
+        (429, "Wed, 21 Oct 2026 07:28:00 GMT", "Wed, 21 Oct 2026 07:28:00 GMT"),
+        (429, None, None),
+        (404, "120", None),  # only 429 and 503 ask us to wait
+        (503, "9" * 5000, "9" * 97 + "..."),  # the header is untrusted text: bounded
+    ],
+    ids=["seconds", "http-date", "none", "not-429-or-503", "long"],
+)
+async def test_retry_after_travels_with_the_error(
+    feed_server: FeedServer, status: int, header: str | None, expected: str | None
+) -> None:
+    headers = {} if header is None else {"Retry-After": header}
+    feed_server.add("/feed.xml", b"", status=status, headers=headers)
+    error = await fetch_error(feed_server.url("/feed.xml"))
+    assert (error.status, error.retry_after) == (status, expected)
+
+
+# -- error text is bounded: a server's bytes never fill a message ---------------------
+
+Z = b"Z" * 100_000
+OK_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\n"
+
+
+def moved(status: int, location: bytes) -> bytes:
+    return b"HTTP/1.1 %d Moved\r\nLocation: %s\r\nContent-Length: 0\r\n\r\n" % (status, location)
+
+
+async def test_a_lying_content_length_is_one_short_line(raw_server: RawServer) -> None:
+    # The defect of issue #8: aiohttp's parser quoted the 100 KB after the declared body.
+    raw_server.reply("/feed.xml", OK_HEAD + b"Content-Length: 1000\r\n\r\n" + b"A" * 1000 + Z)
+    error = await fetch_error(raw_server.url("/feed.xml"))
+    assert error.message == (
+        "127.0.0.1 sent an invalid HTTP response (Bad status line); tell the feed's operator"
+    )
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        pytest.param(OK_HEAD + b"Content-Length: 10\r\n\r\n0123456789" + Z, id="content-length"),
+        pytest.param(
+            OK_HEAD + b"Content-Length: 10\r\n\r\n0123456789" + bytes(range(256)) * 400,
+            id="content-length-binary",
+        ),
+        pytest.param(b"HTTZ/1.1 200 " + Z, id="status-line"),
+        pytest.param(OK_HEAD + b"X-Junk: " + Z + b"\r\n\r\n", id="header-too-long"),
+        pytest.param(
+            OK_HEAD + b"Content-Encoding: " + Z[:5000] + b"\r\nContent-Length: 3\r\n\r\nabc",
+            id="content-encoding",
+        ),
+        pytest.param(
+            OK_HEAD + b"Content-Encoding: gzip\r\nContent-Length: 100000\r\n\r\n" + Z, id="gzip"
+        ),
+        pytest.param(OK_HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + Z, id="chunked"),
+        pytest.param(moved(301, b"/loop?" + Z[:5000]), id="redirect-loop"),
+        pytest.param(moved(302, b"http://[" + Z[:5000]), id="invalid-location"),
+        pytest.param(moved(302, Z[:5000] + b":x"), id="location-scheme"),
+        pytest.param(moved(302, b"/" + Z[:5000]), id="location-not-found"),
+        pytest.param(b"HTTP/1.1 503 Busy\r\nRetry-After: " + Z[:5000] + b"\r\n\r\n", id="503"),
+    ],
+)
+async def test_every_error_message_is_bounded(raw_server: RawServer, reply: bytes) -> None:
+    raw_server.reply("/feed.xml", reply)
+    raw_server.reply("/loop?" + "Z" * 5000, moved(301, b"/feed.xml"))
+    error = await fetch_error(raw_server.url("/feed.xml"))
+    assert len(error.message) <= MAX_MESSAGE
+    assert "Z" * 201 not in error.message.upper()  # a quoted URL is cut at 200 characters
+    assert error.message.isprintable()
+    assert error.retry_after is None or len(error.retry_after) <= 100

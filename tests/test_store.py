@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.errors import StoreError
+from monitor.errors import MAX_MESSAGE, StoreError
 from monitor.model import Article, FeedSpec, Match, TermHit
 from monitor.store import (
     DEFAULT_CHANNEL,
@@ -593,3 +593,55 @@ def test_a_postgresql_outage_is_a_store_error_then_recovers(
         assert [f.url for f in store.feeds()] == []
     finally:
         store.close()
+
+
+# -- a host's own signals (issue #8) ------------------------------------------------------
+
+
+def test_a_stored_error_is_bounded_whatever_the_caller_passes(store: Store) -> None:
+    # The last guard: a message built anywhere from a server's bytes is cut where it is kept.
+    store.record_poll(poll(FEED_A, status=None, error="Bad status line: b'" + "\x00Z" * 50_000))
+    stored = state(store, FEED_A.url).last_error
+    assert stored is not None and len(stored) == MAX_MESSAGE
+    assert stored.isprintable() and stored.endswith("...")
+
+
+def test_attention_and_a_failing_run_last_until_a_success(store: Store) -> None:
+    reason = "HTTP 410 Gone: the feed was removed"
+    store.record_poll(poll(FEED_A, status=410, error="HTTP 410", attention=reason))
+    later = NOW + timedelta(days=1)
+    store.record_poll(poll(FEED_A, at=later, status=503, error="HTTP 503"))  # keeps the reason
+    gone = state(store, FEED_A.url)
+    assert (gone.attention, gone.failing_since, gone.error_count) == (reason, NOW, 2)
+    assert gone.health == "attention"
+    store.record_poll(poll(FEED_A, at=later + timedelta(days=1)))
+    healed = state(store, FEED_A.url)
+    assert (healed.attention, healed.failing_since, healed.not_found_count) == (None, None, 0)
+    assert healed.health == "ok"
+
+
+def test_not_found_polls_are_counted_and_any_other_outcome_resets_them(store: Store) -> None:
+    for n in range(3):
+        at = NOW + timedelta(hours=n)
+        store.record_poll(poll(FEED_A, at=at, status=404, error="HTTP 404", not_found_count=n + 1))
+    assert state(store, FEED_A.url).not_found_count == 3
+    store.record_poll(poll(FEED_A, at=NOW + timedelta(hours=4), status=503, error="HTTP 503"))
+    assert state(store, FEED_A.url).not_found_count == 0
+
+
+def test_a_move_changes_where_the_feed_is_fetched_not_its_identity(store: Store) -> None:
+    moved = "https://a.example/new-feed"
+    store.record_poll(poll(FEED_A, moved_to=moved))
+    store.record_poll(poll(FEED_A, at=NOW + timedelta(hours=1)))  # no redirect any more
+    store.sync_feeds([FEED_A, FEED_B], NOW + timedelta(hours=2))  # the file still has the old URL
+    feeds = store.feeds()
+    assert [(f.url, f.fetch_url, f.source_url) for f in feeds] == [
+        (FEED_A.url, moved, moved),
+        (FEED_B.url, None, FEED_B.url),
+    ]
+    assert [f.url for f in store.claim_due_feeds(NOW + timedelta(days=1), LEASE)] == [
+        FEED_A.url,
+        FEED_B.url,
+    ]
+    store.record_poll(poll(FEED_A, at=NOW + timedelta(days=1), moved_to=FEED_A.url))  # moved back
+    assert state(store, FEED_A.url).fetch_url is None

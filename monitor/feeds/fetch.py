@@ -22,12 +22,15 @@ from multidict import CIMultiDictProxy
 from yarl import URL
 
 from monitor.config import Settings
-from monitor.errors import FetchError
+from monitor.errors import FetchError, shorten
 from monitor.feeds.guard import AddressPolicy, AddressRefusedError, GuardedResolver
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_PERMANENT = frozenset({301, 308})  # the feed moved: the store fetches the new URL from now on
+_RETRY_AFTER = frozenset({429, 503})  # statuses whose Retry-After the scheduler honours
 _CHUNK = 64 * 1024
 _SHOWN_URL = 200  # longest URL quoted in a message: Location headers are untrusted text
+_SHOWN_DETAIL = 100  # longest library or header text quoted: it may quote the server's bytes
 _ACCEPT = (
     "application/rss+xml, application/atom+xml, application/feed+json, application/json;q=0.9, "
     "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.8"
@@ -83,6 +86,7 @@ class FetchResult:
 
     url: str  # as requested
     final_url: str  # after redirects
+    moved_to: str | None  # where the leading 301/308 hops led, if the first hop was one
     status: int  # 200 or 304 (other statuses raise FetchError)
     body: bytes | None  # None on 304
     headers: Mapping[str, str]  # final response headers, keys lower-case
@@ -171,6 +175,10 @@ class Fetcher:
         max_redirects = self._options.max_redirects
         chain = [_parse_url(request.url)]
         headers = _conditional_headers(request)
+        # Only an unbroken run of permanent redirects from the start moves the feed: after a
+        # temporary hop, a 301 says where the temporary address moved, not the feed.
+        moved_to: URL | None = None
+        permanent = True
         while True:
             url = chain[-1]
             self._check_target(request.url, url)
@@ -179,14 +187,17 @@ class Fetcher:
                     if response.status in _REDIRECTS:
                         next_url = _redirect_target(request.url, url, response)
                         if next_url in chain:
-                            hops = " -> ".join(_shown(str(hop)) for hop in [*chain, next_url])
-                            raise FetchError(request.url, f"redirect loop: {hops}")
+                            hops = " -> ".join(str(hop) for hop in [*chain, next_url])
+                            raise FetchError(request.url, f"redirect loop: {_shown(hops)}")
                         if len(chain) > max_redirects:
                             raise FetchError(
                                 request.url,
                                 f"more than {max_redirects} redirects (MONITOR_MAX_REDIRECTS)",
                             )
                         chain.append(next_url)
+                        permanent = permanent and response.status in _PERMANENT
+                        if permanent:
+                            moved_to = next_url
                         continue
                     if response.status == 304:
                         body = None
@@ -194,11 +205,20 @@ class Fetcher:
                         body = await self._read_body(request.url, response)
                     else:
                         raise FetchError(
-                            request.url, _status_message(response.status), response.status
+                            request.url,
+                            _status_message(response.status),
+                            response.status,
+                            _retry_after(response),
                         )
                     elapsed = asyncio.get_running_loop().time() - started
                     return _result(
-                        request, str(url), response.status, body, response.headers, elapsed
+                        request,
+                        str(url),
+                        None if moved_to is None else str(moved_to),
+                        response.status,
+                        body,
+                        response.headers,
+                        elapsed,
                     )
             except aiohttp.ClientError as exc:
                 raise FetchError(
@@ -213,13 +233,13 @@ class Fetcher:
             )
         if url.scheme not in ("http", "https"):
             raise FetchError(
-                feed_url, f"unsupported URL scheme {url.scheme!r} (only http and https)"
+                feed_url, f"unsupported URL scheme {_detail(url.scheme)!r} (only http and https)"
             )
         if not url.host:
             raise FetchError(feed_url, f"invalid URL {_shown(str(url))!r}: it has no host")
         refusal = self._policy.refusal_for_literal(url.host)
         if refusal is not None:
-            raise FetchError(feed_url, refusal)
+            raise FetchError(feed_url, shorten(refusal))
 
     async def _read_body(self, feed_url: str, response: aiohttp.ClientResponse) -> bytes:
         """Read and decode the body in chunks, failing as soon as it passes the cap."""
@@ -235,7 +255,7 @@ class Fetcher:
         else:
             raise FetchError(
                 feed_url,
-                f"unsupported Content-Encoding {_shown(encoding)!r} (we ask for gzip or deflate); "
+                f"unsupported Content-Encoding {_detail(encoding)!r} (we ask for gzip or deflate); "
                 "tell the feed's operator",
             )
         parts: list[bytes] = []
@@ -248,7 +268,8 @@ class Fetcher:
                 except zlib.error as exc:
                     raise FetchError(
                         feed_url,
-                        f"body is not valid {encoding} data ({exc}); tell the feed's operator",
+                        f"body is not valid {encoding} data ({_detail(str(exc))}); "
+                        "tell the feed's operator",
                     ) from exc
             size += len(chunk)
             if size > cap:
@@ -289,9 +310,18 @@ def _redirect_target(feed_url: str, url: URL, response: aiohttp.ClientResponse) 
         ) from exc
 
 
+def _retry_after(response: aiohttp.ClientResponse) -> str | None:
+    """The Retry-After header of a 429 or 503, as text the scheduler parses (it knows `now`)."""
+    value = response.headers.get("Retry-After")
+    if response.status not in _RETRY_AFTER or value is None:
+        return None
+    return _detail(value)
+
+
 def _result(
     request: FetchRequest,
     final_url: str,
+    moved_to: str | None,
     status: int,
     body: bytes | None,
     raw_headers: CIMultiDictProxy[str],
@@ -310,6 +340,7 @@ def _result(
     return FetchResult(
         url=request.url,
         final_url=final_url,
+        moved_to=moved_to,
         status=status,
         body=body,
         headers=headers,
@@ -346,10 +377,10 @@ def _status_message(status: int) -> str:
 
 def _client_error_message(url: URL, exc: aiohttp.ClientError, options: FetchOptions) -> str:
     """Turn an aiohttp error into a message naming the cause and what to do."""
-    host = url.host or str(url)
+    host = _shown(url.host or str(url))
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         if isinstance(exc.os_error, AddressRefusedError):
-            return str(exc.os_error)
+            return shorten(str(exc.os_error))
         return f"DNS lookup failed for {host}: check the host name in the feed URL"
     if isinstance(exc, aiohttp.ClientSSLError):
         return f"TLS handshake with {host} failed; check the URL or the server's certificate"
@@ -359,7 +390,7 @@ def _client_error_message(url: URL, exc: aiohttp.ClientError, options: FetchOpti
                 f"connection refused by {host}:{url.port}: "
                 "check the feed URL or whether the server is up"
             )
-        reason = exc.os_error.strerror or exc.os_error
+        reason = _detail(str(exc.os_error.strerror or exc.os_error))
         return f"cannot connect to {host}:{url.port} ({reason}); check the server"
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return (
@@ -376,9 +407,17 @@ def _client_error_message(url: URL, exc: aiohttp.ClientError, options: FetchOpti
     if isinstance(exc, aiohttp.ClientPayloadError):
         return f"the body from {host} was cut short or malformed; it will be retried"
     if isinstance(exc, aiohttp.ClientResponseError):
-        return f"{host} sent an invalid HTTP response ({exc.message}); tell the feed's operator"
-    return f"HTTP request to {host} failed ({type(exc).__name__}: {exc}); check the feed URL"
+        # aiohttp's parser quotes the bytes it choked on, which can be the rest of the stream:
+        # keep its first line, without the quote.
+        reason = _detail(str(exc.message).partition("\n")[0].partition(": b'")[0].rstrip(":"))
+        return f"{host} sent an invalid HTTP response ({reason}); tell the feed's operator"
+    detail = _detail(f"{type(exc).__name__}: {exc}")
+    return f"HTTP request to {host} failed ({detail}); check the feed URL"
 
 
 def _shown(text: str) -> str:
-    return text if len(text) <= _SHOWN_URL else text[:_SHOWN_URL] + "..."
+    return shorten(text, _SHOWN_URL)
+
+
+def _detail(text: str) -> str:
+    return shorten(text.strip(), _SHOWN_DETAIL)

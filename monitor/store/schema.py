@@ -85,6 +85,11 @@ feeds = Table(
     Column("last_success_at", UTCDateTime, nullable=True),
     Column("next_poll_at", UTCDateTime, nullable=True),  # NULL: due now
     Column("first_polled_at", UTCDateTime, nullable=True),  # NULL until the backlog poll succeeded
+    # Where a 301/308 moved the feed; NULL: fetched from `url`, which stays its identity.
+    Column("fetch_url", Text, nullable=True),
+    Column("failing_since", UTCDateTime, nullable=True),  # first failure of the current run
+    Column("not_found_count", Integer, nullable=False, default=0, server_default="0"),
+    Column("attention", Text, nullable=True),  # why the feed needs a person; NULL: it does not
     Index(None, "active", "next_poll_at"),
 )
 

@@ -44,7 +44,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
-from monitor.errors import StoreError
+from monitor.errors import StoreError, shorten
 from monitor.model import Article, FeedSpec, Match, TermHit
 from monitor.store.engine import (
     WRITE_OPTION,
@@ -98,6 +98,26 @@ class FeedState:
     next_poll_at: datetime | None
     first_polled_at: datetime | None  # None until the first successful poll: the backlog poll
     active: bool
+    fetch_url: str | None = None  # where a permanent redirect moved the feed; None: `url`
+    failing_since: datetime | None = None  # first failed poll of the current run of failures
+    not_found_count: int = 0  # consecutive 404s
+    attention: str | None = None  # why the feed needs a person (410, repeated 404s)
+
+    @property
+    def source_url(self) -> str:
+        """The URL polled: where the feed moved to, else the feeds-file URL."""
+        return self.fetch_url or self.url
+
+    @property
+    def health(self) -> str:
+        """One word for `feeds list` and the metrics: removed, attention, failing, new or ok."""
+        if not self.active:
+            return "removed"
+        if self.attention:
+            return "attention"
+        if self.error_count:
+            return "failing"
+        return "new" if self.last_success_at is None else "ok"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +126,9 @@ class PollOutcome:
 
     On success, etag/last_modified/body_digest replace the stored ones; None keeps the
     stored value (a 304 need not repeat its validators). On error they are left alone.
+    A success clears the failing run and the attention reason; `moved_to` replaces the
+    URL the feed is fetched from, never its identity `feed_url`. An error sets `attention`
+    when it is given and keeps the stored one otherwise: only a success clears it.
     A match whose channel is None gets a delivery to DEFAULT_CHANNEL (""): the sender
     resolves it to its default channel, so an alert is never dropped here.
     """
@@ -120,6 +143,9 @@ class PollOutcome:
     body_digest: str | None = None
     articles: Sequence[tuple[Article, Sequence[Match]]] = ()
     alert_since: datetime | None = None  # deliveries only for articles published >= this
+    moved_to: str | None = None  # success after a permanent redirect: fetch from here now
+    not_found_count: int = 0  # consecutive 404s, this poll included
+    attention: str | None = None  # failure: the feed needs a person, for this reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -638,10 +664,21 @@ def _fetch_state(outcome: PollOutcome) -> dict[str, Any]:
     }
     if outcome.error is not None:
         state["error_count"] = feeds.c.error_count + 1
-        state["last_error"] = outcome.error
+        state["last_error"] = shorten(outcome.error)  # last guard: never store a server's bytes
+        state["failing_since"] = func.coalesce(
+            feeds.c.failing_since, literal(outcome.polled_at, UTCDateTime())
+        )
+        state["not_found_count"] = outcome.not_found_count
+        if outcome.attention is not None:
+            state["attention"] = shorten(outcome.attention)
         return state
     state["error_count"] = 0
     state["last_error"] = None
+    state["failing_since"] = None
+    state["not_found_count"] = 0
+    state["attention"] = None
+    if outcome.moved_to is not None:  # moved back to the feeds-file URL: no move to show
+        state["fetch_url"] = None if outcome.moved_to == outcome.feed_url else outcome.moved_to
     state["last_success_at"] = outcome.polled_at
     state["first_polled_at"] = func.coalesce(
         feeds.c.first_polled_at, literal(outcome.polled_at, UTCDateTime())
@@ -854,6 +891,10 @@ def _feed_state(row: Row[*tuple[Any, ...]]) -> FeedState:
         next_poll_at=row.next_poll_at,
         first_polled_at=row.first_polled_at,
         active=row.active,
+        fetch_url=row.fetch_url,
+        failing_since=row.failing_since,
+        not_found_count=row.not_found_count,
+        attention=row.attention,
     )
 
 
