@@ -11,7 +11,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 
 from monitor import __version__
-from monitor.config import Settings, load_settings
+from monitor.config import Settings, load_settings, parse_duration
 from monitor.errors import ConfigError, MonitorError, RuleProblem
-from monitor.feeds.catalog import parse_duration
+from monitor.logs import log_to_stderr
 from monitor.model import Article
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ pass_app = click.make_pass_decorator(AppContext)
 
 
 class Duration(click.ParamType):  # type: ignore[type-arg]  # generic only in click >= 8.5
-    """A look-back such as 90m, 12h or 30d, as a timedelta."""
+    """A look-back such as 90m, 12h or 30d, as a timedelta (read as every duration is)."""
 
     name = "duration"
 
@@ -57,7 +57,7 @@ class Duration(click.ParamType):  # type: ignore[type-arg]  # generic only in cl
         try:
             return timedelta(seconds=parse_duration(value))
         except ValueError as exc:
-            self.fail(str(exc), param, ctx)
+            self.fail(f"{exc} (got {value!r})", param, ctx)
 
 
 DURATION = Duration()
@@ -90,12 +90,9 @@ def main(ctx: click.Context, debug: bool) -> None:
     ctx.obj = AppContext(debug=debug)
 
 
-def setup_logging(settings: Settings, debug: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if debug else getattr(logging, settings.log_level),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def setup_logging(settings: Settings, debug: bool) -> AbstractContextManager[None]:
+    """Log lines on stderr while a command runs; --debug shows everything."""
+    return log_to_stderr("DEBUG" if debug else settings.log_level, settings.log_format)
 
 
 # ---------------------------------------------------------------- the service
@@ -105,22 +102,23 @@ def setup_logging(settings: Settings, debug: bool) -> None:
 @pass_app
 def run(app: AppContext) -> None:
     """Run the service: poll due feeds, send alerts, reload changed rules, until stopped."""
-    from monitor.service import Service, describe_sender, run_forever
+    from monitor.service import Service, check_sources, describe_sender, run_forever
 
     settings = app.settings
-    setup_logging(settings, app.debug)
-    check_slack_token(settings)
-    with open_store(settings) as store:
-        service = Service(settings, store)
-        log.info(
-            "media-monitor %s: %d feeds, %d rules, database %s, alerts to %s; Ctrl-C stops",
-            __version__,
-            len(store.feeds()),
-            len(service.rules.ruleset.rules),
-            store.location,
-            describe_sender(settings),
-        )
-        run_forever(service)
+    with setup_logging(settings, app.debug):
+        check_sources(settings)
+        check_slack_token(settings)
+        with open_store(settings) as store:
+            service = Service(settings, store)
+            log.info(
+                "media-monitor %s: %d feeds, %d rules, database %s, alerts to %s; Ctrl-C stops",
+                __version__,
+                len(store.feeds()),
+                len(service.rules.ruleset.rules),
+                store.location,
+                describe_sender(settings),
+            )
+            run_forever(service)
 
 
 def check_slack_token(settings: Settings) -> None:
@@ -143,24 +141,24 @@ def check_slack_token(settings: Settings) -> None:
 @click.option("--once", is_flag=True, help="Run one full cycle and exit (required).")
 @pass_app
 def poll(app: AppContext, once: bool) -> None:
-    """One cycle over every feed: fetch, match, store, deliver; then print a summary."""
-    from monitor.service import Service
+    """One cycle over every feed: fetch, match, store, deliver; then print a summary.
+
+    Each failure is a log line on stderr as it happens; the one summary goes to stdout.
+    """
+    from monitor.service import Service, check_sources
 
     if not once:
         raise click.UsageError("monitor poll needs --once; `monitor run` runs the service")
     settings = app.settings
-    setup_logging(settings, app.debug)
-    with open_store(settings) as store:
-        service = Service(settings, store)
-        try:
-            polled = service.poll(every=True)
-            delivered = service.deliver()
-        finally:
-            service.close()
-    for feed in polled.failed:
-        click.echo(f"feed failed: {feed.url}: {feed.error}", err=True)
-    for error in delivered.errors:
-        click.echo(f"alert not sent: {error}", err=True)
+    with setup_logging(settings, app.debug):
+        check_sources(settings)
+        with open_store(settings) as store:
+            service = Service(settings, store)
+            try:
+                polled = service.poll(every=True)
+                delivered = service.deliver()
+            finally:
+                service.close()
     click.echo(
         f"polled {len(polled.feeds)} feeds ({polled.count('updated')} updated, "
         f"{polled.count('not-modified') + polled.count('unchanged')} unchanged, "
@@ -185,7 +183,7 @@ def rules_check(app: AppContext, path: Path | None) -> None:
     """Validate rule files and run their examples (exit 0 valid, 1 invalid, 2 usage error)."""
     from monitor.matching import check_examples, load_rules
 
-    target = path or app.settings.rules_dir
+    target = path or rules_path(app.settings)
     loaded = load_rules(target)
     problems = sorted(
         [*loaded.problems, *check_examples(loaded.ruleset)],
@@ -272,7 +270,7 @@ def rules_test(
     from monitor.reader import match_articles
 
     settings = app.settings
-    live = load_rules(rules_dir or settings.rules_dir)
+    live = load_rules(rules_dir or rules_path(settings))
     report_problems(live.problems)
     if source is not None:
         articles = dryrun.read_articles(source, settings)[:limit]
@@ -310,7 +308,7 @@ def rules_apply(
     from monitor.reader import match_articles
 
     settings = app.settings
-    live = load_rules(settings.rules_dir)
+    live = load_rules(rules_path(settings))
     report_problems(live.problems)
     with open_store(settings) as store:
         stored = store.stored_articles(datetime.now(UTC) - since, feed_url, limit)
@@ -353,7 +351,7 @@ def rules_eval(app: AppContext, labels: Path, rules_dir: Path | None, output: st
     from monitor import dryrun
     from monitor.matching import evaluate, load_rules
 
-    loaded = load_rules(rules_dir or app.settings.rules_dir)
+    loaded = load_rules(rules_dir or rules_path(app.settings))
     report_problems(loaded.problems)
     items = dryrun.read_labelled(labels)
     dryrun.print_eval(evaluate(loaded.ruleset, items), output, items)
@@ -365,6 +363,12 @@ def rules_schema() -> None:
     from monitor.matching import rule_json_schema
 
     click.echo(json.dumps(rule_json_schema(), indent=2))
+
+
+def rules_path(settings: Settings) -> Path:
+    if settings.rules_dir is None:
+        raise ConfigError("MONITOR_RULES", "is empty (no rules); name a rules folder")
+    return settings.rules_dir
 
 
 def report_problems(problems: Sequence[RuleProblem]) -> None:

@@ -2,27 +2,60 @@
 
 Environment variables win over the file named by ``MONITOR_CONFIG``, whose keys
 are the same names in lower case without the ``MONITOR_`` prefix (for example
-``database_url``, ``slack_bot_token``). Every validation error names the
-environment variable to fix. Nothing else in the package reads the
-environment: the composition root builds ``Settings`` once and passes it down.
+``database_url``, ``slack_bot_token``). Every validation error names what to fix:
+the environment variable, or the file and key the value came from. Durations are
+read here for the whole program (settings, the feeds file, the CLI). Nothing else
+in the package reads the environment: the composition root builds ``Settings``
+once and passes it down.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from monitor import __version__
 from monitor.errors import ConfigError
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 CONFIG_FILE_VARIABLE = "MONITOR_CONFIG"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def parse_duration(value: str | int | float) -> float:
+    """Seconds from ``90``, ``"90s"``, ``"15m"``, ``"2h"`` or ``"1d"``; ValueError otherwise."""
+    found = None if isinstance(value, bool) else _DURATION.match(str(value))
+    if found is None:
+        raise ValueError("expected a duration such as 90s, 15m, 2h, 1d or plain seconds")
+    return float(found.group(1)) * _UNIT_SECONDS[found.group(2)]
+
+
+def _duration(value: Any) -> Any:
+    return parse_duration(value) if isinstance(value, str | int | float) else value
+
+
+def _optional_path(value: Any) -> Any:
+    # An empty value turns the file off on purpose; Path("") would be the working folder.
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+Seconds = Annotated[float, BeforeValidator(_duration)]
+OptionalPath = Annotated[Path | None, BeforeValidator(_optional_path)]
 
 
 def _setting(default: Any, env: str, description: str, **constraints: Any) -> Any:
@@ -39,8 +72,12 @@ class Settings(BaseModel):
         "MONITOR_DATABASE_URL",
         "SQLAlchemy URL; SQLite file in the working folder by default",
     )
-    feeds_file: Path = _setting(Path("feeds.yaml"), "MONITOR_FEEDS", "path of the feeds file")
-    rules_dir: Path = _setting(Path("rules"), "MONITOR_RULES", "folder of YAML rule files")
+    feeds_file: OptionalPath = _setting(
+        Path("feeds.yaml"), "MONITOR_FEEDS", "path of the feeds file; empty: no feeds file"
+    )
+    rules_dir: OptionalPath = _setting(
+        Path("rules"), "MONITOR_RULES", "folder of YAML rule files; empty: no rules"
+    )
     slack_bot_token: str | None = _setting(
         None, "SLACK_BOT_TOKEN", "bot token (xoxb-...) for chat.postMessage, channel per rule"
     )
@@ -64,27 +101,27 @@ class Settings(BaseModel):
         "MONITOR_ALLOWED_NETWORKS",
         "comma-separated CIDRs allowed even though non-public (an intranet feed server)",
     )
-    poll_interval: float = _setting(
+    poll_interval: Seconds = _setting(
         300.0, "MONITOR_POLL_INTERVAL", "seconds between polls of a feed", ge=10, le=86400 * 7
     )
-    poll_tick: float = _setting(
+    poll_tick: Seconds = _setting(
         30.0, "MONITOR_POLL_TICK", "seconds between checks for due feeds", ge=1, le=3600
     )
-    delivery_interval: float = _setting(
+    delivery_interval: Seconds = _setting(
         15.0, "MONITOR_DELIVERY_INTERVAL", "seconds between delivery runs", ge=1, le=3600
     )
-    connect_timeout: float = _setting(
+    connect_timeout: Seconds = _setting(
         10.0, "MONITOR_CONNECT_TIMEOUT", "seconds to connect to a feed server", gt=0, le=300
     )
-    read_timeout: float = _setting(
+    read_timeout: Seconds = _setting(
         15.0,
         "MONITOR_READ_TIMEOUT",
         "seconds to wait for each read from a feed server",
         gt=0,
         le=600,
     )
-    feed_deadline: float = _setting(
-        20.0, "MONITOR_FEED_DEADLINE", "total seconds allowed for one feed fetch", gt=0, le=3600
+    feed_deadline: Seconds = _setting(
+        20.0, "MONITOR_FEED_DEADLINE", "seconds allowed for one whole feed fetch", gt=0, le=3600
     )
     max_feed_bytes: int = _setting(
         10 * 1024 * 1024,
@@ -102,14 +139,14 @@ class Settings(BaseModel):
         ge=0,
         le=64,
     )
-    parse_cpu_limit: float = _setting(
+    parse_cpu_limit: Seconds = _setting(
         10.0,
         "MONITOR_PARSE_CPU_LIMIT",
         "seconds of CPU one feed's parse may use before its worker is stopped",
         ge=1,
         le=3600,
     )
-    parse_timeout: float = _setting(
+    parse_timeout: Seconds = _setting(
         20.0,
         "MONITOR_PARSE_TIMEOUT",
         "seconds one feed's parse may take before its worker is stopped",
@@ -129,7 +166,7 @@ class Settings(BaseModel):
     slack_max_retries: int = _setting(
         3, "MONITOR_SLACK_MAX_RETRIES", "retries of a 429, 5xx or connection error", ge=0, le=10
     )
-    slack_max_retry_wait: float = _setting(
+    slack_max_retry_wait: Seconds = _setting(
         30.0,
         "MONITOR_SLACK_MAX_RETRY_WAIT",
         "seconds one send may wait on Retry-After before the alert is re-queued",
@@ -142,6 +179,9 @@ class Settings(BaseModel):
         "User-Agent sent to feed servers",
     )
     log_level: str = _setting("INFO", "MONITOR_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR")
+    log_format: str = _setting(
+        "text", "MONITOR_LOG_FORMAT", "text, or json: one object a line with feed, rule, alert"
+    )
     metrics_port: int | None = _setting(
         None,
         "MONITOR_METRICS_PORT",
@@ -192,6 +232,13 @@ class Settings(BaseModel):
             raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
         return level
 
+    @field_validator("log_format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        if value.lower() not in {"text", "json"}:
+            raise ValueError("must be text or json")
+        return value.lower()
+
     @property
     def slack_configured(self) -> bool:
         return bool(self.slack_bot_token or self.slack_webhook_url)
@@ -207,18 +254,25 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     environ = os.environ if environ is None else environ
     env_names = Settings.environment_names()
     values: dict[str, Any] = {}
+    from_file: dict[str, str] = {}  # variable -> "file: key", for values read from the file
     config_file = environ.get(CONFIG_FILE_VARIABLE)
     if config_file:
-        values.update(_read_config_file(Path(config_file), env_names))
+        path = Path(config_file)
+        for name, value in _read_config_file(path, env_names).items():
+            values[name] = value
+            from_file[name] = f"{path}: {name.lower().removeprefix('monitor_')}"
     for name in env_names.values():
         if name in environ:
             values[name] = environ[name]
+            from_file.pop(name, None)
     try:
         return Settings.model_validate(values)
     except ValidationError as exc:
         first = exc.errors()[0]
         location = str(first["loc"][0]) if first["loc"] else CONFIG_FILE_VARIABLE
-        raise ConfigError(location, _describe(first, values.get(location))) from exc
+        raise ConfigError(
+            from_file.get(location, location), _describe(first, values.get(location))
+        ) from exc
 
 
 def _read_config_file(path: Path, env_names: Mapping[str, str]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from monitor.matching import RuleLoad, RuleSet, load_rules
+from monitor.matching import RuleLoad, RuleSet, compile_rules, load_rules
 from monitor.matching.load import rule_files
 
 if TYPE_CHECKING:
@@ -36,18 +36,25 @@ def snapshot(path: Path) -> dict[str, str]:
     return digests
 
 
-def describe_changes(old: RuleSet, new: RuleSet) -> list[str]:
-    """Human lines naming the rules a reload added, removed or changed."""
+def describe_changes(old: RuleSet, new: RuleSet) -> list[tuple[str, str]]:
+    """(rule id, human line) for each rule a reload added, removed or changed."""
     before = {rule.id: rule for rule in old.rules}
     after = {rule.id: rule for rule in new.rules}
-    lines = [f"added rule {rule_id}" for rule_id in after.keys() - before.keys()]
-    lines += [f"removed rule {rule_id}" for rule_id in before.keys() - after.keys()]
+    lines = [(rule_id, f"added rule {rule_id}") for rule_id in after.keys() - before.keys()]
+    lines += [(rule_id, f"removed rule {rule_id}") for rule_id in before.keys() - after.keys()]
     lines += [
-        f"changed rule {rule_id}"
+        (rule_id, f"changed rule {rule_id}")
         for rule_id in before.keys() & after.keys()
         if before[rule_id] != after[rule_id]
     ]
-    return sorted(lines)
+    return sorted(lines, key=lambda change: change[1])
+
+
+def _load(path: Path | None, previous: RuleLoad | None = None) -> RuleLoad:
+    """The rules at ``path``; none at all when MONITOR_RULES is empty on purpose."""
+    if path is None:
+        return RuleLoad(compile_rules(()), (), {})
+    return load_rules(path, previous=previous)
 
 
 class LiveRules:
@@ -55,7 +62,7 @@ class LiveRules:
 
     def __init__(
         self,
-        path: Path,
+        path: Path | None,
         on_problems: Callable[[str], None] | None = None,
         metrics: Metrics | None = None,
     ) -> None:
@@ -63,9 +70,11 @@ class LiveRules:
         self._on_problems = on_problems
         self._metrics = metrics
         self._lock = threading.Lock()
-        self._files = snapshot(path)
-        self._load = load_rules(path)
+        self._files = snapshot(path) if path is not None else {}
+        self._load = _load(path)
         self._report(self._load, initial=True)
+        if path is None:
+            log.info("no rules (MONITOR_RULES is empty): articles are stored, nothing matches")
 
     @property
     def current(self) -> RuleLoad:
@@ -78,16 +87,16 @@ class LiveRules:
 
     def refresh(self) -> bool:
         """Reload when any rule or list file changed; return True when something was reloaded."""
-        files = snapshot(self.path)
+        files = snapshot(self.path) if self.path is not None else {}
         if files == self._files:
             return False
         previous = self.current
-        loaded = load_rules(self.path, previous=previous)
+        loaded = _load(self.path, previous)
         with self._lock:
             self._files = files
             self._load = loaded
-        for line in describe_changes(previous.ruleset, loaded.ruleset):
-            log.info("rules reloaded: %s", line)
+        for rule_id, line in describe_changes(previous.ruleset, loaded.ruleset):
+            log.info("rules reloaded: %s", line, extra={"rule_id": rule_id})
         self._report(loaded, initial=False)
         return True
 

@@ -33,7 +33,7 @@ from monitor.schedule import (
     next_poll_at,
     retry_after_at,
 )
-from monitor.store.store import FeedState, PollOutcome, PollSaved, Store
+from monitor.store.store import FeedState, PendingDelivery, PollOutcome, PollSaved, Store
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ class FeedReport:
     new_articles: int = 0
     new_matches: int = 0
     new_alerts: int = 0
+    held_back: int = 0  # matches the alert window of a first poll kept from alerting
     error: str | None = None
     warnings: tuple[str, ...] = ()
 
@@ -244,6 +245,7 @@ async def _poll_feed(
         new_articles=saved.new_articles,
         new_matches=saved.new_matches,
         new_alerts=saved.new_deliveries,
+        held_back=saved.held_back,
         warnings=parsed.warnings,
     )
 
@@ -311,6 +313,7 @@ def deliver_pending(
     paused: set[str] = set()
     for delivery in store.claim_deliveries(clock(), lease, batch):
         channel = delivery.channel or default_channel or ""
+        about = _log_context(delivery)
         if channel in paused:
             # Not an attempt: the claim's lease brings it back after the channel's pause.
             retrying += 1
@@ -327,6 +330,7 @@ def deliver_pending(
                 channel,
                 retry_at.isoformat(timespec="seconds"),
                 exc,
+                extra=about,
             )
             retrying += 1
             errors.append(str(exc))
@@ -341,6 +345,7 @@ def deliver_pending(
                 channel,
                 " permanently" if exc.permanent else "",
                 exc,
+                extra=about,
             )
             if exc.permanent:
                 failed += 1
@@ -351,3 +356,12 @@ def deliver_pending(
             store.mark_delivered(delivery.id, clock(), reference)
             sent += 1
     return DeliveryReport(sent=sent, retrying=retrying, failed=failed, errors=tuple(errors))
+
+
+def _log_context(delivery: PendingDelivery) -> dict[str, object]:
+    """The log fields of a line about one alert; a rule id only when it has one rule."""
+    context: dict[str, object] = {"delivery_id": delivery.id, "feed_url": delivery.article.feed_url}
+    rules = {match.rule_id for match in delivery.matches}
+    if len(rules) == 1:
+        context["rule_id"] = rules.pop()
+    return context

@@ -4,6 +4,7 @@
 and the alert sender together; `run_forever` hands its three methods to
 APScheduler. The scheduler stays thin: each job calls one method, with an
 explicit id, coalescing, one instance at a time and a misfire grace time.
+Summaries of each run are logged by the jobs; `monitor poll --once` prints its own.
 """
 
 from __future__ import annotations
@@ -53,6 +54,26 @@ def build_sender(settings: Settings) -> AlertSender:
     return ConsoleSender()
 
 
+def check_sources(settings: Settings) -> None:
+    """A feeds file or rules folder that is not there stops the program before it starts.
+
+    Otherwise the service would run with 0 feeds or 0 rules and never say why.
+    """
+    feeds, rules = settings.feeds_file, settings.rules_dir
+    if feeds is not None and not feeds.is_file():
+        raise ConfigError(
+            "MONITOR_FEEDS",
+            f"no feeds file at {feeds.absolute()}; set MONITOR_FEEDS to its path, "
+            "or to an empty value to run without feeds",
+        )
+    if rules is not None and not rules.exists():
+        raise ConfigError(
+            "MONITOR_RULES",
+            f"no rules folder at {rules.absolute()}; set MONITOR_RULES to it, "
+            "or to an empty value to run without rules",
+        )
+
+
 def describe_sender(settings: Settings) -> str:
     if settings.slack_bot_token:
         return f"Slack (bot token, default channel {settings.slack_channel or 'none'})"
@@ -77,7 +98,7 @@ class Service:
         self.rules = LiveRules(
             settings.rules_dir, on_problems=self._notify_ops, metrics=self.metrics
         )
-        self._feeds_snapshot: dict[str, str] = {}
+        self._feeds_snapshot: dict[str, str] | None = None  # None: never synced
         self._reader: ArticleReader | None = None
         self.sync_feeds()
 
@@ -114,14 +135,21 @@ class Service:
         return self._reader
 
     def sync_feeds(self) -> None:
-        """Read the feeds file again if it changed; a broken edit keeps the feeds as they were."""
-        files = snapshot(self.settings.feeds_file)
+        """Read the feeds file again if it changed; a broken edit keeps the feeds as they were.
+
+        Without a feeds file (MONITOR_FEEDS empty) no feed is watched.
+        """
+        path = self.settings.feeds_file
+        files = snapshot(path) if path is not None else {}
         if files == self._feeds_snapshot:
             return
-        feeds = load_feeds(self.settings.feeds_file)
+        feeds = load_feeds(path) if path is not None else ()
         self.store.sync_feeds(feeds, datetime.now(UTC))
         self._feeds_snapshot = files
-        log.info("feeds file %s: %d feeds", self.settings.feeds_file, len(feeds))
+        if path is None:
+            log.info("no feeds file (MONITOR_FEEDS is empty): no feeds are polled")
+        else:
+            log.info("feeds file %s: %d feeds", path, len(feeds))
 
     def poll(self, *, every: bool = False) -> PollReport:
         """Poll the due feeds, or all active feeds with ``every`` (`monitor poll --once`)."""
@@ -129,15 +157,17 @@ class Service:
         report = asyncio.run(poll_cycle(self.store, reader, self.poll_settings, every=every))
         self.metrics.record_poll(report)
         self.metrics.record_feeds(self.store.feeds())
-        if report.feeds:
-            log.info(
-                "polled %d feeds (%d failed): %d new articles, %d matches, %d alerts queued",
-                len(report.feeds),
-                len(report.failed),
-                report.new_articles,
-                report.new_matches,
-                report.new_alerts,
-            )
+        for feed in report.feeds:
+            if feed.held_back:
+                log.info(
+                    "%s: first poll: %d %s stored without an alert, published more than %gh ago "
+                    "(the alert window, MONITOR_ALERT_WINDOW_HOURS)",
+                    feed.url,
+                    feed.held_back,
+                    "match" if feed.held_back == 1 else "matches",
+                    self.settings.alert_window_hours,
+                    extra={"feed_url": feed.url},
+                )
         return report
 
     def deliver(self) -> DeliveryReport:
@@ -148,13 +178,6 @@ class Service:
             batch=self.settings.delivery_batch,
         )
         self.metrics.record_delivery(report)
-        if report.sent or report.retrying or report.failed:
-            log.info(
-                "alerts: %d sent, %d to retry, %d failed",
-                report.sent,
-                report.retrying,
-                report.failed,
-            )
         return report
 
     def reload(self) -> None:
@@ -174,6 +197,25 @@ class Service:
             log.error("could not tell %s about rule errors: %s", channel, exc)
 
 
+def log_poll(report: PollReport) -> None:
+    if report.feeds:
+        log.info(
+            "polled %d feeds (%d failed): %d new articles, %d matches, %d alerts queued",
+            len(report.feeds),
+            len(report.failed),
+            report.new_articles,
+            report.new_matches,
+            report.new_alerts,
+        )
+
+
+def log_delivery(report: DeliveryReport) -> None:
+    if report.sent or report.retrying or report.failed:
+        log.info(
+            "alerts: %d sent, %d to retry, %d failed", report.sent, report.retrying, report.failed
+        )
+
+
 def run_forever(service: Service) -> None:
     """Run the jobs until SIGINT or SIGTERM; jobs in progress finish (each is time-bounded)."""
     from apscheduler.executors.pool import ThreadPoolExecutor as JobThreads
@@ -181,7 +223,7 @@ def run_forever(service: Service) -> None:
 
     settings = service.settings
 
-    def job(work: Callable[[], object], what: str) -> Callable[[], None]:
+    def job(work: Callable[[], None], what: str) -> Callable[[], None]:
         # Expected failures (the database restarting, say) are one log line, not a
         # traceback; the next run retries, and leases bring back anything claimed.
         def run() -> None:
@@ -199,7 +241,7 @@ def run_forever(service: Service) -> None:
     )
     now = datetime.now(UTC)
     scheduler.add_job(
-        job(service.poll, "poll"),
+        job(lambda: log_poll(service.poll()), "poll"),
         "interval",
         seconds=settings.poll_tick,
         id="poll",
@@ -207,7 +249,7 @@ def run_forever(service: Service) -> None:
         next_run_time=now,
     )
     scheduler.add_job(
-        job(service.deliver, "delivery"),
+        job(lambda: log_delivery(service.deliver()), "delivery"),
         "interval",
         seconds=settings.delivery_interval,
         id="deliver",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -17,7 +19,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from monitor.cli import main
+from monitor.cli import main, setup_logging
+from monitor.config import load_settings
 from monitor.store.migrate import head_revision
 
 GOOD_RULES = """\
@@ -35,8 +38,29 @@ rules:
 """
 
 
+STAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} ")
+MISSING_FEEDS = (
+    "error: MONITOR_FEEDS: no feeds file at {}; set MONITOR_FEEDS to its path, "
+    "or to an empty value to run without feeds"
+)
+
+
 def invoke(*args: str, env: dict[str, str] | None = None):
     return CliRunner().invoke(main, list(args), env=env or {}, catch_exceptions=False)
+
+
+def local_env(tmp_path: Path, feeds: Path | str, rules: Path | str) -> dict[str, str]:
+    """A feeds file and rules folder (either empty: none), and a SQLite file in tmp_path."""
+    return {
+        "MONITOR_FEEDS": str(feeds),
+        "MONITOR_RULES": str(rules),
+        "MONITOR_DATABASE_URL": f"sqlite:///{tmp_path / 'm.db'}",
+    }
+
+
+def log_lines(stderr: str) -> list[str]:
+    """stderr without the time stamps of its log lines."""
+    return [STAMP.sub("", line) for line in stderr.splitlines()]
 
 
 @pytest.fixture
@@ -156,6 +180,99 @@ def test_a_bad_setting_is_one_line_naming_the_variable():
         "error: MONITOR_CONCURRENCY: Input should be a valid integer, unable to parse string "
         "as an integer (got 'many')\n"
     )
+
+
+def test_poll_once_without_the_feeds_file_is_one_line_and_exit_1(tmp_path, rules_dir):
+    env = local_env(tmp_path, tmp_path / "missing.yaml", rules_dir)
+    result = invoke("poll", "--once", env=env)
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr == MISSING_FEEDS.format(tmp_path / "missing.yaml") + "\n"
+    assert not (tmp_path / "m.db").exists()  # nothing started
+
+
+def test_poll_once_without_the_rules_folder_is_one_line_and_exit_1(tmp_path):
+    (tmp_path / "feeds.yaml").write_text("feeds: []\n")
+    env = local_env(tmp_path, tmp_path / "feeds.yaml", tmp_path / "rules")
+    result = invoke("poll", "--once", env=env)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: MONITOR_RULES: no rules folder at {tmp_path / 'rules'}; set MONITOR_RULES to "
+        "it, or to an empty value to run without rules\n"
+    )
+
+
+def test_run_without_the_feeds_file_stops_at_start(tmp_path, rules_dir):
+    # The default feeds.yaml, looked for in the working folder, which has none.
+    env = {
+        **os.environ,
+        "MONITOR_RULES": str(rules_dir),
+        "MONITOR_DATABASE_URL": f"sqlite:///{tmp_path / 'm.db'}",
+    }
+    completed = subprocess.run(
+        [sys.executable, "-m", "monitor", "run"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,  # the old code ran on with 0 feeds until killed
+    )
+    assert completed.returncode == 1
+    assert completed.stderr == MISSING_FEEDS.format(tmp_path / "feeds.yaml") + "\n"
+
+
+def test_empty_feeds_and_rules_settings_run_without_them_on_purpose(tmp_path):
+    env = local_env(tmp_path, "", "")
+    result = invoke("poll", "--once", env=env)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (
+        "polled 0 feeds (0 updated, 0 unchanged, 0 failed): 0 new articles, 0 matches; "
+        "alerts: 0 sent, 0 to retry, 0 failed\n"
+    )
+    assert log_lines(result.stderr) == [
+        "INFO monitor.live_rules: no rules (MONITOR_RULES is empty): articles are stored, "
+        "nothing matches",
+        "INFO monitor.service: no feeds file (MONITOR_FEEDS is empty): no feeds are polled",
+    ]
+    rules = invoke("rules", "check", env=env)
+    assert rules.exit_code == 1
+    assert rules.stderr == "error: MONITOR_RULES: is empty (no rules); name a rules folder\n"
+
+
+def test_a_feed_interval_is_read_like_every_duration(tmp_path, rules_dir):
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text("feeds:\n  - url: https://a.example/f\n    interval: soon\n")
+    env = local_env(tmp_path, feeds, rules_dir)
+    result = invoke("poll", "--once", env=env)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: MONITOR_FEEDS: {feeds}:3:15: expected a duration such as 90s, 15m, 2h, 1d "
+        "or plain seconds (got 'soon')\n"
+    )
+    since = invoke("matches", "list", "--since", "soon", env=env)
+    assert since.exit_code == 2
+    assert since.stderr.splitlines()[-1] == (
+        "Error: Invalid value for '--since': expected a duration such as 90s, 15m, 2h, 1d "
+        "or plain seconds (got 'soon')"
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "debug", "shown"),
+    [
+        ({}, False, logging.WARNING),
+        ({"MONITOR_LOG_LEVEL": "DEBUG"}, False, logging.DEBUG),
+        ({}, True, logging.DEBUG),
+    ],
+)
+def test_library_routine_lines_show_only_when_debugging(env, debug, shown):
+    scheduler = logging.getLogger("apscheduler.executors.default")
+    before = scheduler.getEffectiveLevel()
+    with setup_logging(load_settings(env), debug):
+        assert scheduler.getEffectiveLevel() == shown
+        assert logging.getLogger("alembic.runtime.migration").getEffectiveLevel() == shown
+        assert logging.getLogger("monitor.service").isEnabledFor(logging.INFO)
+    assert scheduler.getEffectiveLevel() == before
 
 
 def test_a_database_that_is_down_at_start(tmp_path):
@@ -315,6 +432,7 @@ def test_run_polls_and_stops_cleanly_on_sigterm(polled, tmp_path, feed_server):
             process.kill()
             process.communicate()
     assert process.returncode == 0, stderr
+    assert [line for line in stderr.splitlines() if "apscheduler" in line] == []
     assert "media-monitor 0.1.0: 2 feeds, 1 rules" in stderr
     assert "polled 1 feeds (0 failed): 0 new articles, 0 matches, 0 alerts queued" in stderr
     assert "received SIGTERM, stopping after the jobs in progress" in stderr
@@ -348,22 +466,27 @@ def test_run_says_so_when_the_metrics_port_is_taken(tmp_path, rules_dir):
         taken.listen()
         port = taken.getsockname()[1]
         env = {
+            "MONITOR_FEEDS": "",
             "MONITOR_RULES": str(rules_dir),
             "MONITOR_DATABASE_URL": f"sqlite:///{tmp_path}/m.db",
             "MONITOR_METRICS_PORT": str(port),
         }
         result = invoke("run", env=env)
     assert result.exit_code == 1
-    assert result.stderr == (
+    assert log_lines(result.stderr) == [
+        "INFO monitor.service: no feeds file (MONITOR_FEEDS is empty): no feeds are polled",
+        f"INFO monitor: media-monitor 0.1.0: 0 feeds, 1 rules, database sqlite:///{tmp_path}/m.db,"
+        " alerts to the console (no SLACK_BOT_TOKEN or SLACK_WEBHOOK_URL set); Ctrl-C stops",
         f"error: MONITOR_METRICS_PORT: cannot listen on 127.0.0.1:{port} (Address already in"
-        " use); choose a free port, or unset it to run without metrics\n"
-    )
+        " use); choose a free port, or unset it to run without metrics",
+    ]
 
 
 def test_run_refuses_a_wrong_slack_token(tmp_path, rules_dir, slack_server):
     env = {
         "SLACK_BOT_TOKEN": "xoxb-wrong",
         "SLACK_API_URL": slack_server.api_url,
+        "MONITOR_FEEDS": "",
         "MONITOR_RULES": str(rules_dir),
         "MONITOR_DATABASE_URL": f"sqlite:///{tmp_path}/m.db",
     }

@@ -6,7 +6,9 @@ the real fetcher, parser, matcher, store and slack-sdk.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -91,18 +93,39 @@ def setup(tmp_path, feed_server, slack_server, database_url):
     return env
 
 
+STAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} ")
+SUMMARY = (
+    "polled 2 feeds (1 updated, 0 unchanged, 1 failed): 4 new articles, 3 matches; "
+    "alerts: 2 sent, 0 to retry, 0 failed"
+)
+
+
 def poll_once(env: dict[str, str]):
     return CliRunner().invoke(main, ["poll", "--once"], env=env, catch_exceptions=False)
+
+
+def log_lines(stderr: str) -> list[str]:
+    """stderr without the time stamps of its log lines."""
+    return [STAMP.sub("", line) for line in stderr.splitlines()]
+
+
+def first_poll_lines(env: dict[str, str], news: str, broken: str) -> list[str]:
+    """What a first `poll --once` of the setup logs: each failure once, the held-back match."""
+    return [
+        f"INFO monitor.service: feeds file {env['MONITOR_FEEDS']}: 2 feeds",
+        f"WARNING monitor.pipeline: feed {broken} failed (1 in a row): HTTP 500 Internal Server "
+        "Error: the feed server failed; it will be retried, tell its operator if it persists",
+        f"INFO monitor.service: {news}: first poll: 1 match stored without an alert, published "
+        "more than 24h ago (the alert window, MONITOR_ALERT_WINDOW_HOURS)",
+    ]
 
 
 def test_poll_stores_matches_and_delivers_escaped_alerts(setup, feed_server, slack_server):
     result = poll_once(setup)
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines()[-1] == (
-        "polled 2 feeds (1 updated, 0 unchanged, 1 failed): 4 new articles, 3 matches; "
-        "alerts: 2 sent, 0 to retry, 0 failed"
-    )
-    assert f"feed failed: {feed_server.url('/broken.xml')}: HTTP 500" in result.stderr
+    assert result.stdout.splitlines() == [SUMMARY]
+    news, broken = feed_server.url("/news.xml"), feed_server.url("/broken.xml")
+    assert log_lines(result.stderr) == first_poll_lines(setup, news, broken)
 
     store = Store.open(setup["MONITOR_DATABASE_URL"])
     try:
@@ -142,6 +165,50 @@ def test_poll_stores_matches_and_delivers_escaped_alerts(setup, feed_server, sla
     assert header["type"] == "header" and header["text"]["type"] == "plain_text"
 
 
+def test_json_log_lines_name_the_feed_rule_and_alert(setup, feed_server, slack_server):
+    env = {key: value for key, value in setup.items() if key != "MONITOR_PARSE_WORKERS"}
+    env["MONITOR_LOG_FORMAT"] = "json"
+    news = feed_server.url("/news.xml")
+    Path(env["MONITOR_FEEDS"]).write_text(f"feeds:\n  - url: {news}\n")
+    (Path(env["MONITOR_RULES"]) / "fr.yaml").write_text(RULES.replace('"#alerts"', '"#missing"'))
+    result = poll_once(env)
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stderr.splitlines()]
+    stamps = [datetime.fromisoformat(line.pop("time")) for line in lines]
+    assert all(stamp.utcoffset() == timedelta(0) for stamp in stamps)
+    ids = [line.pop("delivery_id") for line in lines if "delivery_id" in line]
+    assert lines == [
+        {
+            "level": "INFO",
+            "logger": "monitor.service",
+            "message": f"feeds file {env['MONITOR_FEEDS']}: 1 feeds",
+        },
+        {
+            "level": "INFO",
+            "logger": "monitor.service",
+            "message": f"{news}: first poll: 1 match stored without an alert, published more "
+            "than 24h ago (the alert window, MONITOR_ALERT_WINDOW_HOURS)",
+            "feed_url": news,
+        },
+        *(
+            {
+                "level": "ERROR",
+                "logger": "monitor.pipeline",
+                "message": f"alert {delivery} to #missing failed permanently: #missing: "
+                "channel_not_found: invite the bot to #missing or fix the rule's channel",
+                "feed_url": news,
+                "rule_id": "fr-ban",
+            }
+            for delivery in ids
+        ),
+    ]
+    store = Store.open(env["MONITOR_DATABASE_URL"])
+    try:
+        assert store.delivery_counts() == {"failed": 2}
+    finally:
+        store.close()
+
+
 def test_second_poll_is_conditional_and_adds_nothing(setup, feed_server, slack_server):
     assert poll_once(setup).exit_code == 0
     second = poll_once(setup)
@@ -161,7 +228,8 @@ def test_slack_outage_loses_nothing_and_a_later_run_delivers_once(setup, slack_s
     first = poll_once(setup)
     assert first.exit_code == 0, first.output
     assert first.stdout.splitlines()[-1].endswith("alerts: 0 sent, 2 to retry, 0 failed")
-    assert "alert not sent" in first.stderr
+    retries = [line for line in log_lines(first.stderr) if "will be retried" in line]
+    assert len(retries) == 2
     assert slack_server.messages == ()
 
     slack_server.set_down(False)
@@ -195,7 +263,7 @@ def test_permanent_slack_error_is_recorded_and_does_not_block_others(setup, tmp_
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_python_dash_m_runs_a_cycle_with_console_alerts(setup, tmp_path):
+def test_python_dash_m_runs_a_cycle_with_console_alerts(setup, tmp_path, feed_server):
     env = {key: value for key, value in setup.items() if not key.startswith("SLACK_")}
     env["MONITOR_PARSE_WORKERS"] = "2"  # the real process pool
     completed = subprocess.run(
@@ -208,10 +276,11 @@ def test_python_dash_m_runs_a_cycle_with_console_alerts(setup, tmp_path):
     )
     assert completed.returncode == 0, completed.stderr
     assert "City council bans facial recognition for police" in completed.stdout
-    assert completed.stdout.splitlines()[-1] == (
-        "polled 2 feeds (1 updated, 0 unchanged, 1 failed): 4 new articles, 3 matches; "
-        "alerts: 2 sent, 0 to retry, 0 failed"
-    )
+    summaries = [line for line in completed.stdout.splitlines() if line.startswith("polled ")]
+    assert summaries == [SUMMARY]
+    assert completed.stdout.splitlines()[-1] == SUMMARY
+    news, broken = feed_server.url("/news.xml"), feed_server.url("/broken.xml")
+    assert log_lines(completed.stderr) == first_poll_lines(setup, news, broken)
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)

@@ -1,4 +1,4 @@
-"""Parsing fetched bytes into articles, against the real feeds in shared/data/feeds.
+"""Parsing fetched bytes into articles, against the real feeds in tests/data/feeds.
 
 One parametrized test runs every fixture (each must give articles that respect the
 Article invariants, or FeedParseError); golden tests pin specific behaviour, and small
@@ -42,8 +42,8 @@ UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def feeds_dir() -> Path:
-    """shared/data/feeds beside the repository (the repo is /work/main, shared is /work/shared)."""
-    return Path(__file__).resolve().parents[1].parent / "shared" / "data" / "feeds"
+    """The real feed files the tests use, with their origins in SOURCES.md beside them."""
+    return Path(__file__).resolve().parent / "data" / "feeds"
 
 
 def fixture_names() -> list[str]:
@@ -90,65 +90,37 @@ REUTERS = "cohena100_myapp__lib__src__feed_sample.dart__feedBusiness__extracted.
 # Articles each fixture gives, or the error it raises. A new fixture needs a line here.
 EXPECTED: dict[str, int | type[Exception]] = {
     f"{NNW}DaringFireball.json": 48,
-    f"{NNW}DaringFireball.rss": 47,
     f"{NNW}aktuality.rss": 30,
     f"{NNW}bio.rdf": 30,
     f"{NNW}kc0011.rss": 20,
     f"{NNW}livemint.xml": 25,
-    f"{NNW}macworld.rss": 30,
     f"{NNW}medscape.rss": 20,
-    f"{NNW}phpxml.rss": 20,
     "charlie-harvard_e28__feedable__src__data__EngadgetRss.js__extracted.xml": 25,
     REUTERS: 20,
-    "cohena100_myapp__lib__src__feed_sample.dart__feedEntertainment__extracted.xml": 20,
-    "cohena100_myapp__lib__src__feed_sample.dart__feedEnvironment__extracted.xml": 20,
     NDTV: 20,
-    "kagisearch_fastfeedparser__benchmark_data__0c1cef22da7ddc10": 30,
     "kagisearch_fastfeedparser__benchmark_data__14333881097406c7": 12,
     DW: 141,
-    "kagisearch_fastfeedparser__benchmark_data__16dc10cf98d1ee82": 50,
     BBC: 33,
     JAPAN_TODAY: 30,
     AL_JAZEERA: 25,
     CSMONITOR: 10,
-    "kagisearch_fastfeedparser__benchmark_data__4288464f77b21d15": 20,
-    "kagisearch_fastfeedparser__benchmark_data__4bf53cb602417030": 9,
-    "kagisearch_fastfeedparser__benchmark_data__5357198db71ce075": 25,
     TIME_TECH: 100,
-    "kagisearch_fastfeedparser__benchmark_data__660a52f7dc6a1948": 56,
     AL_MONITOR: 11,  # 20 items, 9 of them repeat an earlier guid
     "kagisearch_fastfeedparser__benchmark_data__78f77fae2e1ffc14": 57,
     NPR: 10,
     DYLANHARRIS: 34,  # 35 items, one repeated guid
-    "kagisearch_fastfeedparser__benchmark_data__a44f75939f245a7e": 15,
-    "kagisearch_fastfeedparser__benchmark_data__ce5f942d1cd40fc0": 30,
     HUMAN_WHO_CODES: 10,
-    "kagisearch_fastfeedparser__benchmark_data__d87c1681464979cc": 25,
-    "kagisearch_fastfeedparser__benchmark_data__f9c17f360c71def1": 25,
-    f"{KURT}encoding__bozo_bogus_encoding.xml": 0,
     f"{KURT}encoding__bozo_double-encoded-html.xml": 1,
-    f"{KURT}encoding__bozo_invalid-bytes-with-bom.xml": 0,
-    f"{KURT}encoding__bozo_linenoise.xml": 1,
     f"{KURT}encoding__demoronize-1.xml": 1,
     f"{KURT}encoding__double-encoded-html.xml": 1,
     f"{KURT}encoding__euc-kr-item.xml": 1,
     f"{KURT}encoding__http_text_xml_charset_overrides_encoding_2.xml": 1,
     f"{KURT}encoding__utf-16le-bom.xml": 0,
-    f"{KURT}encoding__utf-8-bom.xml": 0,
     f"{KURT}entities__8217.xml": 0,
     f"{KURT}entities__doesnotexist.xml": 0,
     f"{KURT}entities__hellip.xml": 0,
-    f"{KURT}entities__query_variable_entry.xml": 1,
-    f"{KURT}illformed__aaa_illformed.xml": 0,
-    f"{KURT}illformed__always_strip_doctype.xml": 0,
     f"{KURT}illformed__chardet__koi8r.xml": 1,
     f"{KURT}illformed__chardet__shiftjis.xml": 1,
-    f"{KURT}illformed__http_high_bit_date.xml": 0,
-    f"{KURT}illformed__rdf_channel_empty_textinput.xml": 1,
-    f"{KURT}illformed__rss_empty_document.xml": FeedParseError,
-    f"{KURT}illformed__rss_incomplete_cdata.xml": 0,  # its one item is cut off before any text
-    f"{KURT}illformed__rss_item_link_corrupted_ampersands.xml": 1,
-    f"{KURT}illformed__undeclared_namespace.xml": 0,
     f"{KURT}json__example.json": 2,
     f"{KURT}wellformed__amp__amp05.xml": 1,
     f"{KURT}wellformed__atom10__entry_title_base64.xml": 1,
@@ -156,32 +128,14 @@ EXPECTED: dict[str, int | type[Exception]] = {
     f"{KURT}wellformed__atom10__entry_title_inline_markup.xml": 1,
     f"{KURT}wellformed__atom10__entry_title_text_plain_brackets.xml": 1,
     f"{KURT}wellformed__atom10__qna.xml": 1,
-    # Entries with nothing but a date, or a guid that is empty, are skipped.
-    f"{KURT}wellformed__atom__entry_published_parsed_date_overwriting.xml": 0,
-    f"{KURT}wellformed__base__http_relative_xml_base.xml": 1,
-    f"{KURT}wellformed__base__rel_uri_with_unicode_character.xml": 1,
     f"{KURT}wellformed__base__relative_xml_base.xml": 1,
-    f"{KURT}wellformed__base__unsafe_base.xml": 1,
-    f"{KURT}wellformed__media-rss__media_group.xml": 1,
-    f"{KURT}wellformed__rdf__rdf_item_title.xml": 1,
     f"{KURT}wellformed__rss__channel_title_lt.xml": 0,
-    f"{KURT}wellformed__rss__entity_in_doctype.xml": 1,
     f"{KURT}wellformed__rss__item_content_encoded.xml": 1,
-    f"{KURT}wellformed__rss__item_dc_date.xml": 0,
-    f"{KURT}wellformed__rss__item_description_escaped_markup.xml": 1,
-    f"{KURT}wellformed__rss__item_description_not_a_doctype.xml": 0,  # its text is all markup
-    f"{KURT}wellformed__rss__item_guid_isPermaLink_ValueError.xml": 0,
-    f"{KURT}wellformed__rss__item_pubDate.xml": 0,
-    f"{KURT}wellformed__rss__rss_version_091_netscape.xml": 0,
     f"{KURT}wellformed__sanitize__entry_content_script_cdata.xml": 1,
     f"{KURT}wellformed__sanitize__entry_title_crazy.xml": 1,
-    f"{KURT}wellformed__sgml__charref_uppercase_x.xml": 1,
     f"{RBREN}craigslist.rss": 25,
     f"{RBREN}encoding.rss": 40,
-    f"{RBREN}guardian.rss": 55,
     f"{RBREN}heise.atom": 15,
-    f"{RBREN}heraldsun.rss": 2,
-    f"{RBREN}incomplete-fields.atom": 0,
     f"{RBREN}reddit-atom.rss": 24,
     f"{RBREN}unrecognized.rss": FeedParseError,
     f"{RBREN}uolNoticias.rss": 15,

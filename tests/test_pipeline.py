@@ -140,12 +140,12 @@ async def test_console_delivery_prints_and_marks_sent(feed_server, store, reader
     assert deliver_pending(store, ConsoleSender(), default_channel=None).sent == 0
 
 
-SHARED_FEEDS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "feeds"
+FEED_FILES = Path(__file__).resolve().parent / "data" / "feeds"
 
 
 async def test_every_real_feed_file_yields_articles_or_a_recorded_error(feed_server, store, reader):
-    files = sorted(path for path in SHARED_FEEDS.iterdir() if path.name != "SOURCES.md")
-    assert len(files) > 90
+    files = sorted(path for path in FEED_FILES.iterdir() if path.name != "SOURCES.md")
+    assert len(files) > 40
     for number, path in enumerate(files):
         kind = "application/feed+json" if path.suffix == ".json" else "application/xml"
         feed_server.add(f"/{number}", path.read_bytes(), content_type=kind)
@@ -158,6 +158,6 @@ async def test_every_real_feed_file_yields_articles_or_a_recorded_error(feed_ser
     for number, error in failed.items():
         assert error and error.startswith("not a feed"), (files[int(number)].name, error)
     assert len(failed) <= 5, failed
-    assert report.new_articles > 1000  # fewer than parsed: fixtures share links
+    assert report.new_articles > 800  # fewer than parsed: fixtures share links
     states = {state.url: state for state in store.feeds()}
     assert sum(1 for state in states.values() if state.error_count) == len(failed)

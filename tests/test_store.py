@@ -264,7 +264,7 @@ def test_alert_since_stores_matches_but_creates_no_delivery(store: Store) -> Non
             alert_since=NOW - timedelta(hours=24),
         )
     )
-    assert saved == PollSaved(2, 2, 1)
+    assert saved == PollSaved(2, 2, 1, held_back=1)
     by_entry = {m.article.entry_id: m.delivery_status for m in store.recent_matches()}
     assert by_entry == {"old": None, "fresh": "pending"}
     assert [d.article for d in store.claim_deliveries(NOW, LEASE, 10)] == [fresh]

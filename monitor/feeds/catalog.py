@@ -6,7 +6,6 @@ Pure apart from reading the one file: every problem is reported at once as
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,25 +15,12 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
+from monitor.config import parse_duration
 from monitor.errors import ConfigError
 from monitor.model import FeedSpec
 
 FEED_KEYS = ("url", "name", "tags", "interval")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 MIN_INTERVAL = 10.0
-
-
-def parse_duration(text: str | int | float) -> float:
-    """Seconds from ``90``, ``"90s"``, ``"15m"``, ``"2h"`` or ``"1d"``; ValueError otherwise."""
-    if isinstance(text, bool):
-        raise ValueError(f"{text!r} is not a duration such as 15m")
-    if isinstance(text, int | float):
-        return float(text)
-    found = _DURATION.match(text)
-    if not found:
-        raise ValueError(f"{text!r} is not a duration such as 90s, 15m, 2h or 1d")
-    return float(found.group(1)) * _UNIT_SECONDS[found.group(2)]
 
 
 def load_feeds(path: Path) -> tuple[FeedSpec, ...]:
@@ -135,7 +121,7 @@ def _read_feed(entry: CommentedMap, file: str, where: str, problems: list[str]) 
         try:
             interval = parse_duration(entry["interval"])
         except ValueError as exc:
-            problems.append(f"{at('interval')}: {exc}")
+            problems.append(f"{at('interval')}: {exc} (got {entry['interval']!r})")
         else:
             if interval < MIN_INTERVAL:
                 problems.append(f"{at('interval')}: interval must be at least {MIN_INTERVAL:g}s")

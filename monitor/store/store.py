@@ -155,6 +155,7 @@ class PollSaved:
     new_articles: int
     new_matches: int
     new_deliveries: int
+    held_back: int = 0  # matches stored without an alert: older than a first poll's window
 
 
 @dataclass(frozen=True, slots=True)
@@ -713,6 +714,7 @@ def _record(connection: Connection, outcome: PollOutcome) -> PollSaved:
     stored = {row.entry_id: row.id for row in inserted}
     match_rows: list[dict[str, Any]] = []
     delivery_rows: list[dict[str, Any]] = []
+    held_back = 0
     for article, article_matches in fresh:
         article_id = stored.get(article.entry_id)
         if article_id is None:
@@ -720,6 +722,7 @@ def _record(connection: Connection, outcome: PollOutcome) -> PollSaved:
         unique = _first_per_rule(article_matches)
         match_rows += [_match_row(article_id, m, outcome.polled_at) for m in unique]
         if outcome.alert_since is not None and article.published < outcome.alert_since:
+            held_back += len(unique)
             continue
         for channel in dict.fromkeys(_delivery_channel(m.channel) for m in unique):
             delivery_rows.append(_delivery_row(article_id, channel, outcome.polled_at))
@@ -727,7 +730,7 @@ def _record(connection: Connection, outcome: PollOutcome) -> PollSaved:
         connection.execute(matches.insert(), match_rows)
     if delivery_rows:
         connection.execute(deliveries.insert(), delivery_rows)
-    return PollSaved(len(stored), len(match_rows), len(delivery_rows))
+    return PollSaved(len(stored), len(match_rows), len(delivery_rows), held_back)
 
 
 def _first_per_rule(found: Sequence[Match]) -> list[Match]:
