@@ -3,7 +3,8 @@
 A real process with the shipped defaults (parse pool, budgets, timeouts, the shipped rule
 pack) polls good feeds in the same feeds file as every hostile kind we know: a drip, an
 endless body, a gzip bomb, a redirect loop, an HTML page, random bytes, 500, 404, 410, a
-closed port and a feed that makes feedparser backtrack. Then it runs again. What counts is
+closed port, a server whose body overruns its Content-Length by 100 KB, and a feed that
+makes feedparser backtrack. Then it runs again. What counts is
 what reached the local Slack server, what the database holds, the exit code, and the wall
 time and peak memory of the process tree.
 """
@@ -125,7 +126,7 @@ def _rss(process: psutil.Process) -> int:
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the shipped default
 def test_one_poll_over_good_and_hostile_feeds_delivers_every_good_alert_once(
-    tmp_path, database_url, feed_server, slack
+    tmp_path, database_url, feed_server, raw_server, slack
 ):
     headlines = flagged_headlines(6)
     good = {"/good-a": headlines[:2], "/good-b": headlines[2:4], "/good-c": headlines[4:]}
@@ -148,8 +149,11 @@ def test_one_poll_over_good_and_hostile_feeds_delivers_every_good_alert_once(
     slow_items = [{"title": f"Item {n}"} for n in range(40)]
     feed_server.add("/backtrack", rss("backtrack", slow_items, extra=SLOW_AUTHOR))
     closed = f"http://127.0.0.1:{closed_port()}/feed.xml"
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\nContent-Length: 1000\r\n\r\n"
+    raw_server.reply("/overrun", head + b"A" * 1000 + b"Z" * 100_000)
+    overrun = raw_server.url("/overrun")
 
-    urls = [feed_server.url(path) for path in [*good, *HOSTILE]] + [closed]
+    urls = [feed_server.url(path) for path in [*good, *HOSTILE]] + [closed, overrun]
     (tmp_path / "feeds.yaml").write_text("feeds:\n" + "".join(f"  - url: {url}\n" for url in urls))
     env = {
         "MONITOR_DATABASE_URL": database_url,
@@ -189,11 +193,26 @@ def test_one_poll_over_good_and_hostile_feeds_delivers_every_good_alert_once(
         )
         assert len(state.last_error) <= 500
     assert (states[closed].last_error or "").startswith("connection refused by 127.0.0.1:")
+    assert states[overrun].last_error == (
+        "127.0.0.1 sent an invalid HTTP response (Bad status line); tell the feed's operator"
+    )
+    # Each failure is said once, in one bounded line: no server bytes in what the user reads.
+    for url in [*(feed_server.url(path) for path in HOSTILE), closed, overrun]:
+        assert sum(f"feed {url} failed" in line for line in first.stderr.splitlines()) == 1
+    assert max(len(line) for line in first.stderr.splitlines()) < 1000
+    assert first.stdout.splitlines() == [
+        "polled 15 feeds (3 updated, 0 unchanged, 12 failed): 6 new articles, 20 matches; "
+        "alerts: 6 sent, 0 to retry, 0 failed"
+    ]
 
     second, wall, _ = run_poll(env, tmp_path)
     print(f"second run: {wall:.1f} s")
     assert second.returncode == 0, second.stderr
     assert len(slack.messages) == len(headlines)  # nothing twice
+    assert second.stdout.splitlines() == [
+        "polled 15 feeds (0 updated, 3 unchanged, 12 failed): 0 new articles, 0 matches; "
+        "alerts: 0 sent, 0 to retry, 0 failed"
+    ]
     for path in good:
         assert [r.headers.get("If-None-Match") for r in feed_server.requests_for(path)] == [
             None,

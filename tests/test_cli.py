@@ -329,7 +329,6 @@ def news_env(tmp_path, rules_dir, feed_server, database_url):
         "MONITOR_FEEDS": str(feeds),
         "MONITOR_RULES": str(rules_dir),
         "MONITOR_DATABASE_URL": database_url,
-        "MONITOR_PARSE_WORKERS": "1",
         "MONITOR_ALLOW_PRIVATE_ADDRESSES": "true",
     }
 

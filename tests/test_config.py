@@ -24,6 +24,8 @@ def test_every_seconds_setting_is_a_duration():
         "connect_timeout",
         "read_timeout",
         "feed_deadline",
+        "parse_cpu_limit",
+        "parse_timeout",
         "slack_max_retry_wait",
     ]
 

@@ -84,7 +84,6 @@ def setup(tmp_path, feed_server, slack_server, database_url):
         "MONITOR_FEEDS": str(tmp_path / "feeds.yaml"),
         "MONITOR_RULES": str(rules),
         "MONITOR_ALLOW_PRIVATE_ADDRESSES": "true",
-        "MONITOR_PARSE_WORKERS": "1",
         "MONITOR_SLACK_MAX_RETRIES": "1",
         "SLACK_BOT_TOKEN": slack_server.token,
         "SLACK_API_URL": slack_server.api_url,
@@ -94,6 +93,7 @@ def setup(tmp_path, feed_server, slack_server, database_url):
 
 
 STAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} ")
+RETRY_AT = re.compile(r"retry at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC")
 SUMMARY = (
     "polled 2 feeds (1 updated, 0 unchanged, 1 failed): 4 new articles, 3 matches; "
     "alerts: 2 sent, 0 to retry, 0 failed"
@@ -105,15 +105,16 @@ def poll_once(env: dict[str, str]):
 
 
 def log_lines(stderr: str) -> list[str]:
-    """stderr without the time stamps of its log lines."""
-    return [STAMP.sub("", line) for line in stderr.splitlines()]
+    """stderr without the time stamps of its log lines, and with retry times as TIME."""
+    return [RETRY_AT.sub("retry at TIME", STAMP.sub("", line)) for line in stderr.splitlines()]
 
 
 def first_poll_lines(env: dict[str, str], news: str, broken: str) -> list[str]:
     """What a first `poll --once` of the setup logs: each failure once, the held-back match."""
     return [
         f"INFO monitor.service: feeds file {env['MONITOR_FEEDS']}: 2 feeds",
-        f"WARNING monitor.pipeline: feed {broken} failed (1 in a row): HTTP 500 Internal Server "
+        f"WARNING monitor.pipeline: feed {broken} failed (1 in a row), retry at TIME: HTTP 500 "
+        "Internal Server "
         "Error: the feed server failed; it will be retried, tell its operator if it persists",
         f"INFO monitor.service: {news}: first poll: 1 match stored without an alert, published "
         "more than 24h ago (the alert window, MONITOR_ALERT_WINDOW_HOURS)",
@@ -166,8 +167,7 @@ def test_poll_stores_matches_and_delivers_escaped_alerts(setup, feed_server, sla
 
 
 def test_json_log_lines_name_the_feed_rule_and_alert(setup, feed_server, slack_server):
-    env = {key: value for key, value in setup.items() if key != "MONITOR_PARSE_WORKERS"}
-    env["MONITOR_LOG_FORMAT"] = "json"
+    env = {**setup, "MONITOR_LOG_FORMAT": "json"}
     news = feed_server.url("/news.xml")
     Path(env["MONITOR_FEEDS"]).write_text(f"feeds:\n  - url: {news}\n")
     (Path(env["MONITOR_RULES"]) / "fr.yaml").write_text(RULES.replace('"#alerts"', '"#missing"'))
@@ -265,7 +265,6 @@ def test_permanent_slack_error_is_recorded_and_does_not_block_others(setup, tmp_
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_python_dash_m_runs_a_cycle_with_console_alerts(setup, tmp_path, feed_server):
     env = {key: value for key, value in setup.items() if not key.startswith("SLACK_")}
-    env["MONITOR_PARSE_WORKERS"] = "2"  # the real process pool
     completed = subprocess.run(
         [sys.executable, "-m", "monitor", "poll", "--once"],
         env={**os.environ, **env},

@@ -58,7 +58,7 @@ def store(database_url: str):
 
 @pytest.fixture
 def reader(rules):
-    reader = ArticleReader(rules, workers=1)
+    reader = ArticleReader(rules)  # the default: one process per CPU
     yield reader
     reader.close()
 
