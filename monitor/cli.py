@@ -113,7 +113,7 @@ def run(app: AppContext) -> None:
             log.info(
                 "media-monitor %s: %d feeds, %d rules, database %s, alerts to %s; Ctrl-C stops",
                 __version__,
-                len(store.feeds()),
+                sum(1 for feed in store.feeds() if feed.active),
                 len(service.rules.ruleset.rules),
                 store.location,
                 describe_sender(settings),
@@ -139,11 +139,19 @@ def check_slack_token(settings: Settings) -> None:
 
 @main.command()
 @click.option("--once", is_flag=True, help="Run one full cycle and exit (required).")
+@click.option(
+    "--all",
+    "every",
+    is_flag=True,
+    help="Poll every active feed now, due or not (skips intervals, backoff and Retry-After).",
+)
 @pass_app
-def poll(app: AppContext, once: bool) -> None:
-    """One cycle over every feed: fetch, match, store, deliver; then print a summary.
+def poll(app: AppContext, once: bool, every: bool) -> None:
+    """One cycle over the due feeds: fetch, match, store, deliver; then print a summary.
 
-    Each failure is a log line on stderr as it happens; the one summary goes to stdout.
+    Due means as `monitor run` would poll them, so a cron job running this respects each
+    feed's interval, its backoff and its host's Retry-After. Each failure is a log line on
+    stderr as it happens; the one summary goes to stdout.
     """
     from monitor.service import Service, check_sources
 
@@ -155,10 +163,24 @@ def poll(app: AppContext, once: bool) -> None:
         with open_store(settings) as store:
             service = Service(settings, store)
             try:
-                polled = service.poll(every=True)
+                polled = service.poll(every=every)
                 delivered = service.deliver()
             finally:
                 service.close()
+            waiting = [
+                feed.next_poll_at
+                for feed in store.feeds()
+                if feed.active
+                and feed.next_poll_at is not None
+                and feed.url not in {report.url for report in polled.feeds}
+            ]
+        if waiting:
+            log.info(
+                "%d %s not due yet (the next at %s); `monitor poll --once --all` polls them now",
+                len(waiting),
+                "feed is" if len(waiting) == 1 else "feeds are",
+                format_time(min(waiting)),
+            )
     click.echo(
         f"polled {len(polled.feeds)} feeds ({polled.count('updated')} updated, "
         f"{polled.count('not-modified') + polled.count('unchanged')} unchanged, "
@@ -413,7 +435,7 @@ def feeds_list(app: AppContext) -> None:
         details = [
             f"name: {feed.name}" if feed.name else "",
             f"last poll: {format_time(feed.last_polled_at)}",
-            f"next: {format_time(feed.next_poll_at)}",
+            f"next: {format_time(feed.next_poll_at)}" if feed.active else "",
         ]
         click.echo("    " + "; ".join(part for part in details if part))
         if feed.fetch_url:

@@ -110,11 +110,16 @@ class LiveRules:
             if not initial:
                 log.info("rules reloaded: %d rules active", len(loaded.ruleset.rules))
             return
-        summary = (
-            f"{len(errors)} rule error(s) in {self.path}; "
-            f"the last good version of each broken rule stays active "
-            f"({len(loaded.ruleset.rules)} rules running):\n"
-            + "\n".join(str(problem) for problem in errors[:20])
+        kept = (
+            "the rules they break are left out"
+            if initial
+            else "the last good version of each broken rule stays active"
         )
+        headline = (
+            f"{len(errors)} rule error(s) in {self.path}; {kept} "
+            f"({len(loaded.ruleset.rules)} rules running)"
+        )
+        log.error("%s", headline)
+        summary = headline + ":\n" + "\n".join(str(problem) for problem in errors[:20])
         if self._on_problems is not None:
             self._on_problems(summary)

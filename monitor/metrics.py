@@ -1,7 +1,7 @@
 """Prometheus metrics of one `monitor run` process, served when MONITOR_METRICS_PORT is set.
 
 Counters cover what an operator alerts on: rule reloads that found errors (the last good
-version of each broken file stays active, so nothing else shows it), feed polls by outcome,
+version of each broken rule stays active, so nothing else shows it), feed polls by outcome,
 and alert deliveries by outcome. Gauges give the rules running, the errors in the rule
 files as last loaded, and the active feeds by health (a feed that needs attention is polled
 only daily, so its counter barely moves) and those that moved. Each Metrics has its own
@@ -31,7 +31,7 @@ class Metrics:
         self.rule_reload_failures = Counter(
             "monitor_rule_reload_failures",
             "Reloads of the rules folder that found errors; the last good version of each"
-            " broken file stayed active",
+            " broken rule stayed active",
             registry=self.registry,
         )
         self.rules_active = Gauge(

@@ -274,16 +274,16 @@ async def _record_failure(
         retry_after=retry_after,
         attention=attention is not None or feed.attention is not None,
     )
-    context = {"feed_url": feed.url}
-    if attention is not None and feed.attention is None:  # once: later polls only repeat it
-        log.warning("feed %s needs attention: %s", feed.url, attention, extra=context)
+    # One line per failure; the first that marks the feed says so, later ones only repeat it.
+    newly = f"; it now needs attention: {attention}" if attention and not feed.attention else ""
     log.warning(
-        "feed %s failed (%d in a row), retry at %s: %s",
+        "feed %s failed (%d in a row), retry at %s: %s%s",
         feed.url,
         errors,
         retry_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         message,
-        extra=context,
+        newly,
+        extra={"feed_url": feed.url},
     )
     outcome = PollOutcome(
         feed_url=feed.url,

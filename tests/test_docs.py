@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -32,3 +33,20 @@ def test_every_setting_is_in_the_readme_table():
 def test_every_command_is_in_the_readme():
     missing = [name for name in commands(main) if f"`{name}" not in README]
     assert missing == []
+
+
+def test_the_readme_dry_run_example_is_what_the_shipped_pack_prints(tmp_path):
+    from click.testing import CliRunner
+
+    (example,) = re.findall(r'^\{"id": "https://example.org/story".*\}$', README, re.MULTILINE)
+    article = json.loads(example)
+    source = tmp_path / "one.jsonl"
+    source.write_text(json.dumps({"title": article["title"], "link": article["id"]}) + "\n")
+    rules = Path(__file__).resolve().parents[1] / "rules"
+    result = CliRunner().invoke(
+        main,
+        ["rules", "test", "--input", str(source), "--rules", str(rules), "--format", "json"],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [example]

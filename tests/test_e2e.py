@@ -100,8 +100,8 @@ SUMMARY = (
 )
 
 
-def poll_once(env: dict[str, str]):
-    return CliRunner().invoke(main, ["poll", "--once"], env=env, catch_exceptions=False)
+def poll_once(env: dict[str, str], *options: str):
+    return CliRunner().invoke(main, ["poll", "--once", *options], env=env, catch_exceptions=False)
 
 
 def log_lines(stderr: str) -> list[str]:
@@ -211,7 +211,16 @@ def test_json_log_lines_name_the_feed_rule_and_alert(setup, feed_server, slack_s
 
 def test_second_poll_is_conditional_and_adds_nothing(setup, feed_server, slack_server):
     assert poll_once(setup).exit_code == 0
-    second = poll_once(setup)
+    early = poll_once(setup)  # nothing is due yet: each feed keeps its interval or backoff
+    assert early.stdout.splitlines()[-1] == (
+        "polled 0 feeds (0 updated, 0 unchanged, 0 failed): 0 new articles, 0 matches; "
+        "alerts: 0 sent, 0 to retry, 0 failed"
+    )
+    assert log_lines(early.stderr)[-1].startswith(
+        "INFO monitor: 2 feeds are not due yet (the next at "
+    )
+    assert log_lines(early.stderr)[-1].endswith("`monitor poll --once --all` polls them now")
+    second = poll_once(setup, "--all")
     assert second.exit_code == 0, second.output
     assert second.stdout.splitlines()[-1] == (
         "polled 2 feeds (0 updated, 1 unchanged, 1 failed): 0 new articles, 0 matches; "

@@ -38,8 +38,8 @@ def invoke(*args: str, env: dict[str, str]):
     return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
 
 
-def poll_once(env: dict[str, str]):
-    result = invoke("poll", "--once", env=env)
+def poll_once(env: dict[str, str], *options: str):
+    result = invoke("poll", "--once", *options, env=env)
     assert result.exit_code == 0, result.output
     return result
 
@@ -152,8 +152,7 @@ def test_a_410_needs_attention_is_polled_daily_and_a_success_clears_it(
     env = monitor_env(url)
     with caplog.at_level(logging.WARNING, logger="monitor.pipeline"):
         result = poll_once(env)
-    assert failure_lines(result.stderr, url) == [GONE]
-    assert f"feed {url} needs attention: {GONE}" in caplog.messages
+    assert failure_lines(result.stderr, url) == [f"{GONE}; it now needs attention: {GONE}"]
     (feed,) = stored(env)
     assert feed.last_polled_at is not None and feed.next_poll_at is not None
     # Daily, give or take the jitter that spreads polls (10%).
@@ -163,7 +162,7 @@ def test_a_410_needs_attention_is_polled_daily_and_a_success_clears_it(
     assert lines[2] == f"    last error: {GONE}"
 
     feed_server.add("/gone.xml", RSS)  # the host brought it back
-    poll_once(env)
+    poll_once(env, "--all")  # a day early: --all polls it now
     assert feeds_list(env)[0] == f"{url}  [ok]"
     (feed,) = stored(env)
     assert (feed.attention, feed.failing_since, feed.error_count) == (None, None, 0)
@@ -172,22 +171,23 @@ def test_a_410_needs_attention_is_polled_daily_and_a_success_clears_it(
 def test_404s_in_a_row_need_attention_at_the_limit(feed_server: FeedServer, monitor_env, caplog):
     url = feed_server.url("/missing.xml")  # the feed server answers 404 to unknown paths
     env = monitor_env(url)
-    for _ in range(NOT_FOUND_LIMIT - 1):
-        poll_once(env)
+    for _ in range(NOT_FOUND_LIMIT - 1):  # in a row, without waiting out the backoff
+        poll_once(env, "--all")
     (feed,) = stored(env)
     since = when(feed.failing_since)
     assert feeds_list(env)[0] == f"{url}  [failing since {since} ({NOT_FOUND_LIMIT - 1} in a row)]"
     with caplog.at_level(logging.WARNING, logger="monitor.pipeline"):
-        poll_once(env)
-        poll_once(env)  # the daily polls after it do not log the reason again
+        poll_once(env, "--all")
+        poll_once(env, "--all")  # the daily polls after it do not log the reason again
     assert feeds_list(env)[0] == (
         f"{url}  [needs attention: HTTP 404 Not Found {NOT_FOUND_LIMIT + 1} times in a row; "
         "fix the feed URL or delete it from the feeds file]"
     )
-    assert [m for m in caplog.messages if "needs attention" in m] == [
-        f"feed {url} needs attention: HTTP 404 Not Found {NOT_FOUND_LIMIT} times in a row; "
+    (marked,) = [m for m in caplog.messages if "needs attention" in m]
+    assert marked.endswith(
+        f"; it now needs attention: HTTP 404 Not Found {NOT_FOUND_LIMIT} times in a row; "
         "fix the feed URL or delete it from the feeds file"
-    ]
+    )
     assert len(feed_server.requests_for("/missing.xml")) == NOT_FOUND_LIMIT + 1
 
 
@@ -232,7 +232,7 @@ def test_a_permanent_redirect_moves_the_feed_once(
     env = monitor_env(old)
     with caplog.at_level(logging.WARNING, logger="monitor.pipeline"):
         poll_once(env)
-        poll_once(env)  # fetches the new URL: no redirect, nothing logged
+        poll_once(env, "--all")  # fetches the new URL: no redirect, nothing logged
     moves = [r for r in caplog.records if "moved" in r.getMessage()]
     assert [r.getMessage() for r in moves] == [
         f"feed {old} moved permanently to {new}; update the feeds file"
@@ -251,7 +251,7 @@ def test_a_temporary_redirect_keeps_the_url(feed_server: FeedServer, monitor_env
     feed_server.add("/new.xml", RSS)
     env = monitor_env(old)
     poll_once(env)
-    poll_once(env)
+    poll_once(env, "--all")
     assert [r.path for r in feed_server.requests] == ["/old.xml", "/new.xml"] * 2
     assert len(feeds_list(env)) == 2  # the state line, and no "moved to"
     assert [f.fetch_url for f in stored(env)] == [None]

@@ -133,3 +133,23 @@ def test_the_service_tells_the_ops_channel_about_a_broken_edit(tmp_path, slack_s
     assert notice.channel == "C0NEWS"
     assert "tab character in indentation" in (notice.text or "") + str(notice.blocks)
     assert [rule.id for rule in service.rules.ruleset.rules] == ["fr-ban"]
+
+
+def test_a_start_with_a_broken_rule_says_what_was_left_out_and_what_runs(tmp_path, caplog):
+    write(tmp_path)
+    (tmp_path / "other.yaml").write_text(
+        "rules:\n  - id: broken\n    title: Broken\n    terms:\n      t: [{regex: 'x(?=y)'}]\n"
+    )
+    with caplog.at_level(logging.ERROR, logger="monitor.live_rules"):
+        live = LiveRules(tmp_path)
+    assert ids(live) == ["fr-ban"]
+    assert caplog.messages[-1] == (
+        f"1 rule error(s) in {tmp_path}; the rules they break are left out (1 rules running)"
+    )
+    write(tmp_path, action="moratorium")
+    with caplog.at_level(logging.ERROR, logger="monitor.live_rules"):
+        live.refresh()
+    assert caplog.messages[-1] == (
+        f"1 rule error(s) in {tmp_path}; the last good version of each broken rule stays "
+        "active (1 rules running)"
+    )

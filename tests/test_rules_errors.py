@@ -229,8 +229,7 @@ def test_the_service_starts_with_the_good_rules_of_a_file_with_a_bad_rule(
     live = LiveRules(tmp_path, on_problems=notices.append)
     assert [rule.id for rule in live.ruleset.rules] == ["fine", "also-fine"]
     assert notices[0].splitlines()[0] == (
-        f"3 rule error(s) in {tmp_path}; the last good version of each broken rule stays "
-        "active (2 rules running):"
+        f"3 rule error(s) in {tmp_path}; the rules they break are left out (2 rules running):"
     )
 
 

@@ -39,6 +39,7 @@ MAX_CATEGORIES = 50
 EARLIEST = datetime(1995, 1, 1, tzinfo=UTC)  # before the first feeds: a placeholder date
 FUTURE_SLACK = timedelta(days=1)  # more ahead of the fetch than any time zone explains
 
+_EMPTY = "not a feed: empty document; check the feed URL, or tell the feed's operator"
 _JSON_TYPES = ("application/feed+json", "application/json")
 _HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body")
 # feedparser 6.0.14 misreads "2020/1/10 14:33:00" as 2020-11-01: read this form ourselves.
@@ -94,7 +95,7 @@ def parse_feed(
     content_type = headers.get("content-type", "").partition(";")[0].strip().lower()
     start = body.lstrip(b" \t\r\n\xef\xbb\xbf")
     if not start:
-        raise FeedParseError(url, "not a feed: empty document")
+        raise FeedParseError(url, _EMPTY)
     header_language = language_tag(headers.get("content-language"))
     if start.startswith(b"{") or (content_type in _JSON_TYPES and not start.startswith(b"<")):
         # jsonfeed builds on this module, so it is imported where it is needed.
@@ -273,7 +274,7 @@ def _feedparser(body: bytes, headers: dict[str, str]) -> Any:
 def _not_a_feed(body: bytes, headers: Mapping[str, str], result: Any) -> str:
     exc = result.get("bozo_exception")
     if isinstance(exc, xml.sax.SAXParseException) and exc.getMessage() == "no element found":
-        return "not a feed: empty document"
+        return _EMPTY
     content_type = headers.get("content-type", "").partition(";")[0].strip().lower()
     head = body[:512].lstrip().lower()
     if "html" in content_type or head.startswith(_HTML_STARTS) or b"<html" in head:

@@ -132,6 +132,11 @@ def wrap_error(url: URL, exc: DBAPIError, attempts: int = 1) -> StoreError:
         return StoreError(
             f"database {mask(url)} kept failing: {cause} (gave up after {attempts} attempts)"
         )
+    if url.get_backend_name() == "sqlite" and "unable to open database file" in cause:
+        return StoreError(  # SQLite has no server: the file or its folder is the problem
+            f"database {mask(url)} cannot be opened: {cause} (check that its folder exists "
+            f"and is writable, or {SETTING})"
+        )
     if kind == "disconnect" or isinstance(exc, OperationalError | InterfaceError):
         tried = f"gave up after {attempts} attempts; " if attempts > 1 else ""
         return StoreError(
