@@ -23,7 +23,8 @@ import pytest
 from monitor.matching import compile_rules, load_rules, match_article
 from monitor.matching.compile import RuleSet
 from monitor.matching.condition import FIELDS, And, AtLeast, Condition, Not, Or, Terms
-from monitor.matching.match import Hit, Scan, scan_article
+from monitor.matching.layout import Hit
+from monitor.matching.match import Scan, scan_article
 from monitor.matching.rule import Rule, Term
 from monitor.matching.text import FoldedField, fold, fold_with_offsets
 from monitor.model import Article, TermHit

@@ -5,7 +5,8 @@ The keys found name the rules worth evaluating (and, per requirement level, the 
 further requirement they meet). Only when one is left are the (term, field) pairs found
 gathered, as a set of integer codes that condition nodes test with `isdisjoint`. Positions
 are worked out only when needed: for NEAR/BEFORE and for the evidence of the rules that
-matched, once per code and shared by every rule that matched on it.
+matched, once per code and shared by every rule that matched on it. Reads the Index that
+compile.py builds (index.py); the engine's map is in docs/design.md ("Matching").
 """
 
 from __future__ import annotations
@@ -14,26 +15,30 @@ from itertools import chain
 from operator import itemgetter
 from urllib.parse import urlsplit
 
-from monitor.matching.compile import (
+from monitor.matching.compile import RuleSet
+from monitor.matching.condition import FIELDS
+from monitor.matching.index import Index, PhraseIndex
+from monitor.matching.layout import (
+    DOMAIN,
+    EVIDENCE_HIT,
+    EVIDENCE_PLACE,
     FIELD_CODE_BITS,
     FIELD_CODE_MASK,
-    Index,
-    PhraseIndex,
-    RuleSet,
+    FOUND_END,
+    FOUND_KEY,
+    FOUND_START,
+    Evidence,
+    Found,
+    Hit,
     field_code,
 )
-from monitor.matching.condition import FIELDS
 from monitor.matching.text import FoldedField, fold_keep_case
 from monitor.model import Article, Match, TermHit
 
-# (field index, folded start, folded end, original start or -1, original end)
-Hit = tuple[int, int, int, int, int]
-# A TermHit with its place in an explanation: ((field index, folded start, term id), hit)
-Evidence = tuple[tuple[int, int, int], TermHit]
-
 MAX_HITS_PER_TERM = 100  # per article; bounds NEAR pairs on repetitive text
 MAX_REGEX_MATCHES = 100  # per term and field
-_KEY = itemgetter(0)  # of an automaton hit (key index, start, end)
+_KEY = itemgetter(FOUND_KEY)
+_PLACE = itemgetter(EVIDENCE_PLACE)
 
 
 def article_domain(link: str | None) -> str:
@@ -66,8 +71,7 @@ def field_texts(article: Article, *, domain: bool = True) -> tuple[str, ...]:
 
 
 class _FieldScan:
-    """The automaton hits in one field: (key index, start, end in the padded text, in
-    characters), in order of their ends."""
+    """The automaton hits in one field (layout.Found), in order of their ends."""
 
     __slots__ = ("_by_code", "field", "folded", "found", "keys", "phrases")
 
@@ -76,7 +80,7 @@ class _FieldScan:
         field: int,
         folded: FoldedField,
         phrases: PhraseIndex,
-        found: list[tuple[int, int, int]],
+        found: list[Found],
         keys: set[int],
     ) -> None:
         self.field = field
@@ -84,9 +88,9 @@ class _FieldScan:
         self.phrases = phrases
         self.found = found
         self.keys = keys  # the distinct keys found
-        self._by_code: dict[int, list[tuple[int, int, int]]] | None = None
+        self._by_code: dict[int, list[Found]] | None = None
 
-    def code_found(self, code: int) -> list[tuple[int, int, int]]:
+    def code_found(self, code: int) -> list[Found]:
         """Every automaton hit of the plain term of `code` (whose field this is), in text order.
 
         Read from the rows of codes per key, which the scan has just read (the Key objects
@@ -96,7 +100,7 @@ class _FieldScan:
             self._by_code = {}
             codes = self.phrases.codes[self.field]
             for item in self.found:
-                for found in codes[item[0]]:
+                for found in codes[item[FOUND_KEY]]:
                     self._by_code.setdefault(found, []).append(item)
         return self._by_code.get(code, [])
 
@@ -134,7 +138,7 @@ class Scan:
         self.fields: dict[int, _FieldScan] = {}
         self._folded: dict[int, FoldedField] = {}
         # (term, field) code of a case-sensitive term -> its automaton hits that passed
-        self._cased: dict[int, list[tuple[int, int, int]]] = {}
+        self._cased: dict[int, list[Found]] = {}
         self._regex: dict[int, list[Hit]] = {}  # code -> hits of a regex term
         self._code_hits: dict[int, list[Hit]] = {}
         self._evidence: dict[int, list[Evidence]] = {}  # code -> evidence, shared by matches
@@ -176,7 +180,7 @@ class Scan:
         present = self.present
         cased_found: list[int] = []
         for item in scan.found:  # in text order, as code_hits wants them
-            key = item[0]
+            key = item[FOUND_KEY]
             if key not in phrases.cased:
                 continue
             hit = scan.hit(*item)
@@ -199,8 +203,9 @@ class Scan:
 
     def _case_matches(self, hit: Hit, stem: str) -> bool:
         """A case-sensitive term: the original text must show the stem in the case written."""
-        first, last = self.folded(hit[0]).span(hit[1], hit[2])
-        return fold_keep_case(self.texts[hit[0]][first:last]).replace(" ", "").startswith(stem)
+        field, start, end, _, _ = hit
+        first, last = self.folded(field).span(start, end)
+        return fold_keep_case(self.texts[field][first:last]).replace(" ", "").startswith(stem)
 
     def scan_regexes(self, field: int) -> list[int]:
         """Run the RE2 set over one field's original text; return the codes found."""
@@ -260,13 +265,13 @@ class Scan:
             found = sorted(
                 scan.found,
                 key=lambda item: (
-                    item[2] - (1 if keys[item[0]].wild else 2),
-                    item[1],
-                    keys[item[0]].wild,
+                    item[FOUND_END] - (1 if keys[item[FOUND_KEY]].wild else 2),
+                    item[FOUND_START],
+                    keys[item[FOUND_KEY]].wild,
                 ),
             )
             for item in found:
-                for term in keys[item[0]].terms:
+                for term in keys[item[FOUND_KEY]].terms:
                     passed = self._cased.get(field_code(term, field))
                     if term not in self.index.case_stems or (passed and item in passed):
                         order[term] = None
@@ -295,8 +300,9 @@ class Scan:
 
     def words(self, hit: Hit) -> tuple[int, int]:
         """Index of the first and the last word of a hit."""
-        folded = self.folded(hit[0])
-        return folded.word_index(hit[1]), folded.word_index(hit[2] - 1)
+        field, start, end, _, _ = hit
+        folded = self.folded(field)
+        return folded.word_index(start), folded.word_index(end - 1)
 
 
 def _scan(ruleset: RuleSet, texts: tuple[str, ...]) -> tuple[Scan, set[int]]:
@@ -354,7 +360,7 @@ def match_article(ruleset: RuleSet, article: Article) -> tuple[Match, ...]:
         return ()
     matches = []
     present = scan.present
-    domain = scan.texts[5]
+    domain = scan.texts[DOMAIN]
     rules = index.rules
     for rule_index in sorted(candidates):
         compiled = rules[rule_index]
@@ -373,8 +379,8 @@ def match_article(ruleset: RuleSet, article: Article) -> tuple[Match, ...]:
 def _explain(evidence: list[Evidence]) -> tuple[TermHit, ...]:
     """The evidence as TermHits in field and text order, one per term, field and place."""
     if len(evidence) == 1:
-        return (evidence[0][1],)
-    evidence.sort(key=itemgetter(0))
+        return (evidence[0][EVIDENCE_HIT],)
+    evidence.sort(key=_PLACE)
     hits = []
     last = None
     for place, term_hit in evidence:  # (field, start, term): equal places are adjacent
