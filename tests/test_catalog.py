@@ -57,7 +57,6 @@ MESSAGES = [
         "feeds:\n  - https:///f\n",
         ["F:2:5: 'https:///f' is not an http(s) URL"],
         id="a url without a host",
-        marks=pytest.mark.xfail(raises=TypeError, strict=True, reason="a bare URL has no lc"),
     ),
     pytest.param(
         "feeds:\n  - url: https://a.example/f\n    name: [a, b]\n",
@@ -66,7 +65,7 @@ MESSAGES = [
     ),
     pytest.param(
         "feeds:\n  - url: https://a.example/f\n    name:\n",
-        ["F:4:1: 'name' must be text"],
+        ["F:3:10: 'name' must be text"],  # was 4:1, the line after; libyaml's position
         id="an empty name",
     ),
     pytest.param(
@@ -117,34 +116,67 @@ MESSAGES = [
     ),
     pytest.param(
         "feeds:\n  - url: https://a.example/f\n    name: a: b\n",
-        ["F:3:12: mapping values are not allowed here"],
+        [
+            "F:3:12: invalid YAML: mapping values are not allowed here "
+            "(quote this value: ': ' inside a plain value starts a mapping)"
+        ],
         id="a YAML syntax error",
     ),
     pytest.param(
         "feeds:\n\t- https://a.example/f\n",
-        ["F:2:1: found character '\\t' that cannot start any token"],
+        ["F:2:1: tab character in indentation (indent with spaces)"],
         id="a tab in the indentation",
     ),
     pytest.param(
         "feeds:\n  - url: https://a.example/f\n    url: https://b.example/f\n",
-        [
-            'F:3:5: found duplicate key "url" with value "https://b.example/f" '
-            '(original value: "https://a.example/f")'
-        ],
+        ["F:3:5: duplicate key 'url' (first at line 2) (remove one of them)"],
         id="a duplicate key",
     ),
     pytest.param(
         'feeds:\n  - url: "https://a.example/\\d"\n',
-        ["F:2:30: found unknown escape character 'd'"],
+        [
+            "F:2:30: invalid YAML: found unknown escape character 'd' "
+            "(while scanning a double-quoted scalar) (write values with a backslash in single "
+            "quotes: 'https://a.example/\\d' (in double quotes a backslash starts a YAML escape))"
+        ],
         id="a backslash in double quotes",
     ),
     pytest.param(
         "feeds: [https://a.example/f\n",
-        ["F:2:1: expected ',' or ']', but got '<stream end>'"],
+        [
+            "F:2:1: invalid YAML: expected ',' or ']', but got '<stream end>' (while parsing a "
+            "flow sequence) (check the indentation of this line and the one before)"
+        ],
         id="an unclosed flow list",
     ),
     pytest.param(
-        "feeds: []\n---\nfeeds: []\n", ["F:2:1: but found another document"], id="two documents"
+        "feeds: []\n---\nfeeds: []\n",
+        ["F:2:1: only one YAML document per feeds file (remove the '---' line or split the file)"],
+        id="two documents",
+    ),
+    pytest.param(
+        "feeds:\n  - url: https://a.example/f\n    interval: !!int 90\n",
+        [
+            "F:3:15: tag '!!int' is not allowed in feeds files "
+            "(remove it: feeds files hold plain strings, lists and mappings)"
+        ],
+        id="a tag",
+    ),
+    pytest.param(
+        "feeds:\n  - https://a.example/f\n   - https://b.example/f\n  - https://c.example/f\n",
+        [
+            "F:3:4: list item is indented more than the item before it, so YAML reads it as "
+            "more of that item's text (indent it like the item above it (2 spaces))"
+        ],
+        id="a list item indented more than the one before",
+    ),
+    pytest.param(
+        "feeds:\n  - url: https://a.example/f\n    url: https://b.example/f\n    interval: 1s\n",
+        [
+            "F:3:5: duplicate key 'url' (first at line 2) (remove one of them)",
+            "F:4:15: interval must be at least 10s",
+        ],
+        id="a duplicate key and the problems after it",
     ),
 ]
 
@@ -205,3 +237,39 @@ def test_a_bare_list_is_a_feeds_file(tmp_path: Path) -> None:
 def test_the_shipped_feeds_file_loads() -> None:
     feeds = load_feeds(Path(__file__).parent.parent / "feeds.yaml")
     assert len(feeds) == len({feed.url for feed in feeds}) > 0
+
+
+def test_a_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "feeds.yaml"
+    path.write_bytes(b"feeds:\n  - url: https://a.example/\xe9\n")
+    with pytest.raises(ConfigError) as caught:
+        load_feeds(path)
+    assert str(caught.value) == (
+        f"MONITOR_FEEDS: {path}:1:1: not UTF-8 text (byte 34) (save the file as UTF-8)"
+    )
+
+
+def test_plain_values_stay_the_text_written(tmp_path: Path) -> None:
+    # As in rule files: no YAML typing, so a year or `no` is a word, not a number or a
+    # boolean (the old reader rejected `name: 2024` as "'name' must be text").
+    path = tmp_path / "feeds.yaml"
+    path.write_text(
+        "feeds:\n  - url: https://a.example/f\n    name: 2024\n    tags: [true, 2024, no]\n",
+        encoding="utf-8",
+    )
+    assert load_feeds(path) == (
+        FeedSpec(url="https://a.example/f", name="2024", tags=("true", "2024", "no")),
+    )
+
+
+def test_a_byte_order_mark_and_aliases_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "feeds.yaml"
+    path.write_bytes(
+        b"\xef\xbb\xbffeeds:\n"
+        b"  - url: https://a.example/f\n    tags: &policy [news]\n"
+        b"  - url: https://b.example/f\n    tags: *policy\n"
+    )
+    assert load_feeds(path) == (
+        FeedSpec(url="https://a.example/f", tags=("news",)),
+        FeedSpec(url="https://b.example/f", tags=("news",)),
+    )
