@@ -7,6 +7,8 @@ the environment variable, or the file and key the value came from. Durations are
 read here for the whole program (settings, the feeds file, the CLI). Nothing else
 in the package reads the environment: the composition root builds ``Settings``
 once and passes it down.
+
+Plain pydantic, not pydantic-settings (#12): bending its sources to these rules took more code.
 """
 
 from __future__ import annotations

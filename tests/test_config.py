@@ -107,3 +107,72 @@ def test_log_format_is_text_or_json():
     with pytest.raises(ConfigError) as caught:
         load_settings({"MONITOR_LOG_FORMAT": "xml"})
     assert str(caught.value) == "MONITOR_LOG_FORMAT: must be text or json (got 'xml')"
+
+
+KNOWN_KEYS = (
+    "alert_window_hours, allow_private_addresses, allowed_networks, concurrency, "
+    "connect_timeout, database_url, delivery_batch, delivery_interval, feed_deadline, feeds, "
+    "log_format, log_level, max_feed_bytes, max_redirects, metrics_host, metrics_port, "
+    "ops_channel, parse_cpu_limit, parse_timeout, parse_workers, poll_interval, poll_tick, "
+    "read_timeout, rules, slack_api_url, slack_bot_token, slack_channel, slack_max_retries, "
+    "slack_max_retry_wait, slack_webhook_url, user_agent"
+)
+
+
+def test_config_file_keys_are_the_variables_without_monitor(tmp_path: Path):
+    config = tmp_path / "monitor.toml"
+    config.write_text(
+        'feeds = "my-feeds.yaml"\nrules = ""\nslack_bot_token = "xoxb-1"\n'
+        'database_url = "sqlite:///x.db"\nallowed_networks = ["10.0.0.0/8"]\n'
+    )
+    settings = load_settings({"MONITOR_CONFIG": str(config)})
+    assert (settings.feeds_file, settings.rules_dir) == (Path("my-feeds.yaml"), None)
+    assert (settings.slack_bot_token, settings.database_url) == ("xoxb-1", "sqlite:///x.db")
+    assert settings.allowed_networks == ("10.0.0.0/8",)
+
+
+def test_the_environment_wins_over_the_config_file(tmp_path: Path):
+    config = tmp_path / "monitor.toml"
+    config.write_text('poll_interval = "15m"\nlog_level = "DEBUG"\n')
+    settings = load_settings({"MONITOR_CONFIG": str(config), "MONITOR_POLL_INTERVAL": "1h"})
+    assert (settings.poll_interval, settings.log_level) == (3600.0, "DEBUG")
+
+
+def test_an_unknown_config_file_key_names_the_file_and_lists_the_known_keys(tmp_path: Path):
+    config = tmp_path / "monitor.toml"
+    config.write_text("poll_intervall = 60\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"MONITOR_CONFIG": str(config)})
+    assert str(caught.value) == (
+        f"MONITOR_CONFIG: {config}: unknown key 'poll_intervall' (known: {KNOWN_KEYS})"
+    )
+
+
+def test_a_missing_or_broken_config_file_is_named(tmp_path: Path):
+    missing = tmp_path / "missing.toml"
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"MONITOR_CONFIG": str(missing)})
+    assert str(caught.value) == f"MONITOR_CONFIG: cannot read {missing}: No such file or directory"
+    broken = tmp_path / "broken.toml"
+    broken.write_text("poll_interval = \n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"MONITOR_CONFIG": str(broken)})
+    assert str(caught.value) == f"MONITOR_CONFIG: {broken}: Invalid value (at line 1, column 17)"
+
+
+def test_allowed_networks_from_the_environment_are_comma_separated():
+    settings = load_settings({"MONITOR_ALLOWED_NETWORKS": "10.0.0.0/8, 192.168.0.0/16"})
+    assert settings.allowed_networks == ("10.0.0.0/8", "192.168.0.0/16")
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"MONITOR_ALLOWED_NETWORKS": "10.0.0.0/8,intranet"})
+    assert str(caught.value) == (
+        "MONITOR_ALLOWED_NETWORKS: 'intranet' is not a network such as 10.0.0.0/8 "
+        "(got '10.0.0.0/8,intranet')"
+    )
+
+
+def test_settings_built_in_code_do_not_read_the_environment(monkeypatch: pytest.MonkeyPatch):
+    # Only load_settings reads the environment (STYLE: one settings object, passed down).
+    monkeypatch.setenv("MONITOR_POLL_INTERVAL", "1h")
+    assert Settings().poll_interval == 300.0
+    assert load_settings().poll_interval == 3600.0
