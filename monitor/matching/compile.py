@@ -45,7 +45,7 @@ from monitor.matching.text import fold, fold_keep_case
 if TYPE_CHECKING:
     from monitor.matching.match import Evidence, Hit, Scan
 
-FIELD_BITS = {name: 1 << index for index, name in enumerate(FIELDS)}
+FIELD_BITS: dict[str, int] = {name: 1 << index for index, name in enumerate(FIELDS)}
 FIELD_MASKS = tuple(1 << index for index in range(len(FIELDS)))
 MAX_REQUIREMENTS = 3  # requirements per rule checked before its condition
 FIELD_CODE_BITS = 3  # a (term, field) code is term << 3 | field index
