@@ -1,6 +1,6 @@
 """`monitor rules test` and `rules eval`: read articles from a file, URL or the store, match, show.
 
-The dry run matches with ``pipeline.match_articles``, the function the live
+The dry run matches with ``reader.match_articles``, the function the live
 service uses, so a rule behaves the same here and in production
 (ElastAlert #2140). Nothing here stores or sends anything.
 """
