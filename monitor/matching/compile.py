@@ -8,12 +8,13 @@ every automaton hit is already a whole-word hit. A rule is evaluated only when a
 trigger was found: a set of codes one of which must be present for the condition to hold
 (for `a and b` the smaller of a and b, in the fields each is searched in), and when its
 further requirements (for `a and b` the other operand) also have a code found; plus the few
-rules whose condition holds without any term, such as `not x` alone. At 10,000 rules this
-leaves about as many candidates as matches. Explanations are built only for rules that
-matched, from TermHits made once per (term, field) code and article.
+rules whose condition holds without any term, such as `not x` alone. Few of the rules
+evaluated then fail to match. Explanations are built only for rules that matched, from
+TermHits made once per (term, field) code and article.
 
 Compiled rules share every equal tuple (node codes, per-key rule lists, keys of one term):
-at 10,000 rules about 23 MB of Python objects and 5 MB of automaton.
+rules share lists and terms, so unshared copies would make memory grow with the rules that
+repeat them (benchmarks/matching.py prints what a compiled set takes).
 """
 
 from __future__ import annotations
@@ -477,7 +478,7 @@ class _Builder:
         self.term_codes: dict[tuple[int, int], Codes] = {}
         self.rule_codes: set[int] = set()
         # One int object per (term, field) code, however many sets hold it: codes are beyond
-        # the small-int cache, and a new object per set took 12 MB at 10,000 rules.
+        # the small-int cache, so each set would otherwise hold its own copy of every code.
         self.interned: dict[int, int] = {}  # the (term, field) codes of the rule being compiled
 
     def term(self, term: Term, mask: int) -> int:
@@ -545,7 +546,7 @@ def compile_rules(rules: Iterable[Rule]) -> RuleSet:
 
     The cyclic garbage collector is paused meanwhile: compiling allocates hundreds of
     thousands of small objects, none of them garbage, and the collection passes that this
-    triggers took a third of the compile time at 10,000 rules.
+    triggers would be a large share of the compile time of a big rule set.
     """
     enabled = gc.isenabled()
     gc.disable()
@@ -711,8 +712,7 @@ def _phrase_index(
     shared: dict[tuple[int, ...], tuple[int, ...]],
 ) -> PhraseIndex:
     # A term has about four spellings (joined, inflected): the keys of one term share their
-    # Key, and every tuple below is one object per distinct value (a third of the memory at
-    # 10,000 rules).
+    # Key, and every tuple below is one object per distinct value (memory at 10,000 rules).
     share = shared.setdefault
     spellings: dict[str, list[int]] = defaultdict(list)
     for term_id in term_ids:
@@ -764,7 +764,7 @@ def _per_field(
     shared: dict[tuple[int, ...], tuple[int, ...]],
 ) -> dict[int, tuple[tuple[int, ...], ...]]:
     """Field -> `_key_rules`; fields whose rows are equal (rules that search title, summary
-    and content alike) share one row (3 MB less at 10,000 rules)."""
+    and content alike) share one row, which saves memory."""
     rows: dict[int, tuple[tuple[int, ...], ...]] = {}
     for index in fields:
         row = _key_rules(keys, index, by_code, shared)
