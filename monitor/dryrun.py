@@ -1,6 +1,6 @@
 """`monitor rules test` and `rules eval`: read articles from a file, URL or the store, match, show.
 
-The dry run matches with ``pipeline.match_articles``, the function the live
+The dry run matches with ``reader.match_articles``, the function the live
 service uses, so a rule behaves the same here and in production
 (ElastAlert #2140). Nothing here stores or sends anything.
 """
@@ -23,7 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from monitor.config import Settings
-from monitor.errors import FeedError, MonitorError
+from monitor.errors import FeedError, InputError
 from monitor.feeds.links import absolute_link
 from monitor.feeds.text import clean_text
 from monitor.matching import EvalReport, LabelledArticle, RuleSet
@@ -34,10 +34,6 @@ CONTEXT_CHARS = 60
 EXCERPT_CHARS = 240
 HIGHLIGHT = "bold black on yellow"
 JSONL_SOURCE = "jsonl:"
-
-
-class InputError(MonitorError):
-    """An input file for the dry run is unreadable or malformed (names the file and line)."""
 
 
 Result = tuple[Article, tuple[Match, ...]]

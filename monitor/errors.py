@@ -6,8 +6,10 @@
     │   ├── FetchError     network, HTTP status, size, redirect or address refusal
     │   └── FeedParseError the body is not a feed we can read
     ├── RuleError          rule files are invalid (carries every problem with file:line:col)
+    ├── InputError         a dry run's input file is unreadable or malformed (names file:line)
     ├── StoreError         the database is unreachable or refused a write
     └── DeliveryError      Slack (or the console) did not take an alert (carries the channel)
+        └── RetryLaterError  a transient failure (429, 5xx, network): the alert is re-queued
 
 Third-party exceptions are wrapped once, at the edge that called the library,
 with ``raise ... from exc``. Messages say what to check next.
@@ -96,6 +98,10 @@ class RuleError(MonitorError):
         super().__init__("\n".join(str(problem) for problem in self.problems))
 
 
+class InputError(MonitorError):
+    """An input file for the dry run is unreadable or malformed (names the file and line)."""
+
+
 class StoreError(MonitorError):
     pass
 
@@ -105,6 +111,14 @@ class DeliveryError(MonitorError):
         self.channel = channel
         self.permanent = permanent
         super().__init__(f"{channel}: {message}")
+
+
+class RetryLaterError(DeliveryError):
+    """A transient failure (429, 5xx, network); ``retry_after``: Slack's wait in seconds."""
+
+    def __init__(self, channel: str, message: str, *, retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(channel, message, permanent=False)
 
 
 def shorten(text: str, limit: int = MAX_MESSAGE) -> str:

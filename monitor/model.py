@@ -8,6 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal, get_args
+
+# A rule's severity, least to most severe. Matches carry it as text (it is stored as text),
+# and the renderer shows a value outside this list rather than fail on it.
+Severity = Literal["info", "low", "medium", "high", "critical"]
+SEVERITIES: tuple[Severity, ...] = get_args(Severity)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +59,7 @@ class TermHit:
     """One term found in one field of an article: the evidence behind a match."""
 
     term: str  # the term as the rule author wrote it
-    field: str  # title, summary, content, author, categories, domain, feed, tags
+    field: str  # one of monitor.matching.FIELDS
     text: str  # the text as it appears in the article
     start: int  # character offsets into the field's text
     end: int

@@ -20,10 +20,10 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TypeVar
 
-from monitor.errors import DeliveryError, FeedParseError, FetchError, shorten
+from monitor.errors import DeliveryError, FeedParseError, FetchError, RetryLaterError, shorten
 from monitor.feeds.fetch import Fetcher, FetchOptions, FetchRequest
 from monitor.feeds.parse import body_digest
-from monitor.notify.base import AlertSender, RetryLaterError
+from monitor.notify.base import AlertSender
 from monitor.notify.render import render_alert
 from monitor.reader import ArticleReader
 from monitor.schedule import (

@@ -95,7 +95,7 @@ def read_yaml(text: str, kind: Kind) -> tuple[Any, SourceMap]:
     Problems that leave the document readable (duplicate keys, list items indented less than
     the next one) are in `SourceMap.problems`, with the path of the value they spoil.
 
-    Events come from libyaml (ruamel.yaml.clib), six times faster than ruamel's pure-Python
+    Events come from libyaml (ruamel.yaml.clib), much faster than ruamel's pure-Python
     parser, with the same events and positions. A file libyaml rejects is parsed again by the
     pure parser, whose messages are the ones `_describe` knows how to explain.
     """

@@ -16,9 +16,8 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from monitor.errors import ConfigError, DeliveryError
+from monitor.errors import ConfigError, DeliveryError, RetryLaterError
 from monitor.model import Article, Match, TermHit
-from monitor.notify.base import RetryLaterError
 from monitor.notify.render import SlackMessage, render_alert
 from monitor.notify.slack import SlackBotSender, SlackIdentity, SlackWebhookSender, check_slack
 from tests.support.slack_server import SlackServer

@@ -5,7 +5,7 @@ hostile feed could redirect us to the cloud metadata service, an admin panel on 
 intranet or a database port on loopback. The decision is a pure function of the
 address; ``GuardedResolver`` applies it to every name aiohttp resolves, so the
 connector only ever sees allowed addresses. IP-literal hosts never reach a resolver,
-so the fetcher checks them itself with ``check_literal_host``.
+so the fetcher checks them itself with ``AddressPolicy.refusal_for_literal``.
 """
 
 from __future__ import annotations

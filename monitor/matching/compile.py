@@ -126,7 +126,7 @@ class _Builder:
         self.term_codes: dict[tuple[int, int], Codes] = {}
         self.rule_codes: set[int] = set()
         # One int object per (term, field) code, however many sets hold it: codes are beyond
-        # the small-int cache, and a new object per set took 12 MB at 10,000 rules.
+        # the small-int cache, so each set would otherwise hold its own copy of every code.
         self.interned: dict[int, int] = {}  # the (term, field) codes of the rule being compiled
 
     def term(self, term: Term, mask: int) -> int:
@@ -200,7 +200,7 @@ def compile_rules(rules: Iterable[Rule]) -> RuleSet:
 
     The cyclic garbage collector is paused meanwhile: compiling allocates hundreds of
     thousands of small objects, none of them garbage, and the collection passes that this
-    triggers took a third of the compile time at 10,000 rules.
+    triggers would be a large share of the compile time of a big rule set.
     """
     enabled = gc.isenabled()
     gc.disable()
@@ -366,8 +366,7 @@ def _phrase_index(
     shared: dict[tuple[int, ...], tuple[int, ...]],
 ) -> PhraseIndex:
     # A term has about four spellings (joined, inflected): the keys of one term share their
-    # Key, and every tuple below is one object per distinct value (a third of the memory at
-    # 10,000 rules).
+    # Key, and every tuple below is one object per distinct value (memory at 10,000 rules).
     share = shared.setdefault
     spellings: dict[str, list[int]] = defaultdict(list)
     for term_id in term_ids:
@@ -412,7 +411,7 @@ def _per_field(
     shared: dict[tuple[int, ...], tuple[int, ...]],
 ) -> dict[int, tuple[tuple[int, ...], ...]]:
     """Field -> `_key_rules`; fields whose rows are equal (rules that search title, summary
-    and content alike) share one row (3 MB less at 10,000 rules)."""
+    and content alike) share one row, which saves memory."""
     rows: dict[int, tuple[tuple[int, ...], ...]] = {}
     for index in fields:
         row = _key_rules(keys, index, by_code, shared)

@@ -10,9 +10,11 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
-FIELDS = ("title", "summary", "content", "author", "categories", "domain", "feed", "tags")
+# The fields a term can be searched in; their order numbers the field codes (compile.py).
+FieldName = Literal["title", "summary", "content", "author", "categories", "domain", "feed", "tags"]
+FIELDS: tuple[FieldName, ...] = get_args(FieldName)
 MAX_DISTANCE = 50
 
 

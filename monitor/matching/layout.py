@@ -15,7 +15,7 @@ from monitor.model import TermHit
 
 # Field positions: an article's texts are a tuple in FIELDS order (match.field_texts).
 DOMAIN = FIELDS.index("domain")
-FIELD_BITS = {name: 1 << index for index, name in enumerate(FIELDS)}
+FIELD_BITS: dict[str, int] = {name: 1 << index for index, name in enumerate(FIELDS)}
 FIELD_MASKS = tuple(1 << index for index in range(len(FIELDS)))
 
 # A (term, field) code is the term id shifted left, or-ed with the field position.

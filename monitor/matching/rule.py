@@ -6,7 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from monitor.matching.condition import Condition, Terms
+from monitor.matching.condition import Condition, FieldName, Terms
+from monitor.model import Severity
+
+DEFAULT_FIELDS: tuple[FieldName, ...] = ("title", "summary")  # searched by unscoped terms
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,13 +66,13 @@ class Rule:
     file: str
     line: int
     description: str = ""
-    severity: str = "medium"
+    severity: Severity = "medium"
     channel: str | None = None
     tags: tuple[str, ...] = ()
     owner: str | None = None
     enabled: bool = True
     references: tuple[str, ...] = ()
-    fields: tuple[str, ...] = ("title", "summary")
+    fields: tuple[FieldName, ...] = DEFAULT_FIELDS
     sources: Sources = field(default_factory=Sources)
     languages: tuple[str, ...] = ()
     examples: tuple[Example, ...] = ()

@@ -8,7 +8,7 @@ Only the shape is checked here; references between lists, rules and files are th
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
@@ -22,7 +22,10 @@ from pydantic import (
     model_validator,
 )
 
-SEVERITIES = ("info", "low", "medium", "high", "critical")
+from monitor.matching.condition import FieldName
+from monitor.matching.rule import DEFAULT_FIELDS
+from monitor.model import Severity
+
 LIST_NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 RULE_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 
@@ -37,7 +40,6 @@ def _yaml_bool(value: Any) -> Any:
 
 
 YamlBool = Annotated[bool, BeforeValidator(_yaml_bool)]
-FieldName = Literal["title", "summary", "content", "author", "categories", "domain", "feed", "tags"]
 ListName = Annotated[str, StringConstraints(pattern=LIST_NAME_PATTERN)]
 Text = Annotated[str, StringConstraints(min_length=1)]
 
@@ -62,7 +64,7 @@ class TermForm(_Model):
 
 
 def _default_fields() -> list[FieldName]:
-    return ["title", "summary"]
+    return list(DEFAULT_FIELDS)
 
 
 def _term_kind(value: Any) -> str:
@@ -128,7 +130,7 @@ class RuleSpec(_Model):
     id: Annotated[str, StringConstraints(pattern=RULE_ID_PATTERN)]
     title: Text
     description: str = ""
-    severity: Literal["info", "low", "medium", "high", "critical"] = "medium"
+    severity: Severity = "medium"
     channel: Text | None = Field(None, description="Slack channel; default MONITOR_SLACK_CHANNEL")
     tags: list[Text] = Field(default_factory=list)
     owner: Text | None = None

@@ -1,6 +1,6 @@
 """Alert rendering (pure) and delivery (Slack bot, Slack webhook, console)."""
 
-from monitor.notify.base import AlertSender, RetryLaterError
+from monitor.notify.base import AlertSender
 from monitor.notify.console import ConsoleSender
 from monitor.notify.render import SlackMessage, escape_mrkdwn, render_alert, render_notice
 from monitor.notify.slack import SlackBotSender, SlackIdentity, SlackWebhookSender, check_slack
@@ -8,7 +8,6 @@ from monitor.notify.slack import SlackBotSender, SlackIdentity, SlackWebhookSend
 __all__ = [
     "AlertSender",
     "ConsoleSender",
-    "RetryLaterError",
     "SlackBotSender",
     "SlackIdentity",
     "SlackMessage",

@@ -17,7 +17,7 @@ from datetime import UTC
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from monitor.model import Article, Match, TermHit
+from monitor.model import SEVERITIES, Article, Match, TermHit
 
 MAX_BLOCKS = 50
 MAX_HEADER = 150
@@ -35,7 +35,7 @@ SEVERITY_EMOJI = {
 }
 UNKNOWN_SEVERITY_EMOJI = ":white_circle:"
 NOTICE_EMOJI = ":warning:"
-_SEVERITY_ORDER = tuple(SEVERITY_EMOJI)
+_SEVERITY_ORDER = SEVERITIES[::-1]  # most severe first
 
 # Bidi embeddings/overrides/isolates and marks: they reorder what the reader sees.
 _BIDI = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"

@@ -20,8 +20,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.webhook import WebhookClient
 
 from monitor.config import DEFAULT_SLACK_API_URL
-from monitor.errors import ConfigError, DeliveryError
-from monitor.notify.base import RetryLaterError
+from monitor.errors import ConfigError, DeliveryError, RetryLaterError
 from monitor.notify.render import SlackMessage
 from monitor.notify.retry import build_retry_handlers, retry_after
 
