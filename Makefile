@@ -38,4 +38,4 @@ bench: $(STAMP)          ## benchmarks: poll cycle (needs nginx) and matching
 	$(BIN)/python benchmarks/matching.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info .coverage .coverage.* htmlcov
