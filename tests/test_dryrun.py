@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from monitor.config import Settings
-from monitor.dryrun import JSONL_SOURCE, InputError, read_articles, read_labelled
+from monitor.dryrun import JSONL_SOURCE, read_articles, read_labelled
+from monitor.errors import InputError
 from monitor.model import Article
 from tests.support.feed_server import FeedServer
 from tests.test_cli import GOOD_RULES, invoke
