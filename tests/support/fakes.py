@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from types import TracebackType
+from typing import Any
 
 from monitor.errors import DeliveryError, FeedParseError, FetchError
 from monitor.feeds.fetch import FetchOptions, FetchRequest, FetchResult
@@ -144,7 +145,7 @@ class FakeStore:
         self.outcomes: list[PollOutcome] = []
         self.events = [] if events is None else events  # shared with a FakeSender: the order
 
-    def has_feed(self, url: str, **state: object) -> FakeStore:
+    def has_feed(self, url: str, **state: Any) -> FakeStore:
         """A feed never polled, due now; ``state`` overrides any FeedState field."""
         feed = FeedState(
             url=url,
@@ -163,7 +164,7 @@ class FakeStore:
             first_polled_at=None,
             active=True,
         )
-        self._feeds[url] = replace(feed, **state)  # type: ignore[arg-type]
+        self._feeds[url] = replace(feed, **state)
         return self
 
     def has_delivery(
@@ -233,8 +234,8 @@ class FakeStore:
         else:
             self._update(row, attempts=row.attempts + 1, last_error=error, next_attempt_at=retry_at)
 
-    def _update(self, row: DeliveryRow, **changes: object) -> None:
-        self.deliveries[row.pending.id] = replace(row, **changes)  # type: ignore[arg-type]
+    def _update(self, row: DeliveryRow, **changes: Any) -> None:
+        self.deliveries[row.pending.id] = replace(row, **changes)
 
 
 class FakeSender:
