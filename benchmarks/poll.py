@@ -235,7 +235,7 @@ def phase_floor(urls: list[str], concurrency: int) -> dict[str, float]:
 def phase_cycle(urls: list[str], database_url: str, concurrency: int) -> dict[str, float]:
     import asyncio
 
-    from monitor.feeds.fetch import FetchOptions
+    from monitor.feeds.fetch import Fetcher, FetchOptions
     from monitor.matching import load_rules
     from monitor.model import FeedSpec
     from monitor.pipeline import PollSettings, poll_cycle
@@ -262,6 +262,7 @@ def phase_cycle(urls: list[str], database_url: str, concurrency: int) -> dict[st
                 report = asyncio.run(
                     poll_cycle(
                         store,
+                        Fetcher,
                         reader,
                         settings,
                         clock=lambda offset=clock_offset: datetime.now(UTC) + offset,

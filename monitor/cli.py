@@ -110,6 +110,7 @@ def run(app: AppContext) -> None:
         check_slack_token(settings)
         with open_store(settings) as store:
             service = Service(settings, store)
+            service.start()
             log.info(
                 "media-monitor %s: %d feeds, %d rules, database %s, alerts to %s; Ctrl-C stops",
                 __version__,
@@ -162,6 +163,7 @@ def poll(app: AppContext, once: bool, every: bool) -> None:
         check_sources(settings)
         with open_store(settings) as store:
             service = Service(settings, store)
+            service.start()
             try:
                 polled = service.poll(every=every)
                 delivered = service.deliver()

@@ -5,7 +5,8 @@ changed bodies to the reader (parse and match in worker processes) and writes
 each feed's outcome in one transaction. A delivery run sends the pending
 alerts and marks each sent only after Slack accepted it (store, then send,
 then mark sent). Errors are values per feed and per alert: one failure is
-recorded and never stops the rest.
+recorded and never stops the rest. Both receive their edges as the Protocols of
+`monitor.ports` and build none, so unit tests drive them with fakes.
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from functools import partial
 from typing import TypeVar
 
 from monitor.errors import DeliveryError, FeedParseError, FetchError, RetryLaterError, shorten
-from monitor.feeds.fetch import Fetcher, FetchOptions, FetchRequest
+from monitor.feeds.fetch import FetchOptions, FetchRequest
 from monitor.feeds.parse import body_digest
 from monitor.notify.base import AlertSender
 from monitor.notify.render import render_alert
-from monitor.reader import ArticleReader
+from monitor.ports import DeliveryStore, FeedFetcher, FeedReader, OpenFetcher, PollStore
 from monitor.schedule import (
     alert_since,
     attention_reason,
@@ -33,7 +34,7 @@ from monitor.schedule import (
     next_poll_at,
     retry_after_at,
 )
-from monitor.store.store import FeedState, PendingDelivery, PollOutcome, PollSaved, Store
+from monitor.store.store import FeedState, PendingDelivery, PollOutcome, PollSaved
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ class OutcomeWriter:
     A cycle of 1,000 feeds that all answer 304 is then a handful of transactions, not 1,000.
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: PollStore) -> None:
         self._store = store
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self._waiting: list[tuple[PollOutcome, asyncio.Future[PollSaved]]] = []
@@ -150,8 +151,9 @@ class OutcomeWriter:
 
 
 async def poll_cycle(
-    store: Store,
-    reader: ArticleReader,
+    store: PollStore,
+    open_fetcher: OpenFetcher,
+    reader: FeedReader,
     settings: PollSettings,
     clock: Clock = utc_now,
     *,
@@ -167,7 +169,7 @@ async def poll_cycle(
             return PollReport(feeds=())
         # Bodies wait here for a parser, so bound how many feeds are between fetch and store.
         in_flight = asyncio.Semaphore(settings.fetch.concurrency)
-        async with Fetcher(settings.fetch) as fetcher:
+        async with open_fetcher(settings.fetch) as fetcher:
 
             async def poll(feed: FeedState) -> FeedReport:
                 async with in_flight:
@@ -180,9 +182,9 @@ async def poll_cycle(
 
 
 async def _poll_feed(
-    fetcher: Fetcher,
+    fetcher: FeedFetcher,
     writer: OutcomeWriter,
-    reader: ArticleReader,
+    reader: FeedReader,
     settings: PollSettings,
     clock: Clock,
     feed: FeedState,
@@ -299,7 +301,7 @@ async def _record_failure(
 
 
 def deliver_pending(
-    store: Store,
+    store: DeliveryStore,
     sender: AlertSender,
     *,
     default_channel: str | None,

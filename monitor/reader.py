@@ -33,13 +33,12 @@ from pebble import ProcessExpired, ProcessPool
 from monitor.errors import FeedParseError
 from monitor.feeds.parse import parse_feed
 from monitor.matching import RuleSet, match_article
-from monitor.model import Article, Match, ParsedFeed
+from monitor.model import Article, ParsedFeed
+from monitor.ports import MatchedArticles
 
 log = logging.getLogger(__name__)
 
 POOL_REBUILDS = 2  # new pools one feed may wait for before it is failed for this cycle
-
-MatchedArticles = tuple[tuple[Article, tuple[Match, ...]], ...]
 
 _worker_rules: RuleSet | None = None
 
@@ -102,7 +101,10 @@ def _parse_and_match(
 
 
 class ArticleReader:
-    """Turns a fetched body into matched articles in a worker process, off the event loop."""
+    """Turns a fetched body into matched articles in a worker process, off the event loop.
+
+    The real `ports.FeedReader`.
+    """
 
     def __init__(self, rules: RuleSet, workers: int = 0, budget: ParseBudget | None = None) -> None:
         self.rules = rules

@@ -1,9 +1,10 @@
 """The composition root: builds the real adapters from Settings and runs them.
 
-`Service` wires the store, the fetch options, the parse pool, the live rules
-and the alert sender together; `run_forever` hands its three methods to
-APScheduler. The scheduler stays thin: each job calls one method, with an
-explicit id, coalescing, one instance at a time and a misfire grace time.
+`build_edges` is the one place the real fetcher, parse pool and alert sender are
+built; `Service` drives them with the store and the live rules, and `run_forever`
+hands its three methods to APScheduler. Building a Service reads nothing: the rules
+and the feeds file are read by `start`. The scheduler stays thin: `job_table` says
+what each job runs, how often, coalesced, one instance at a time, with a misfire grace.
 Summaries of each run are logged by the jobs; `monitor poll --once` prints its own.
 """
 
@@ -14,20 +15,24 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from types import FrameType
 
 from monitor.config import Settings
 from monitor.errors import ConfigError, MonitorError
 from monitor.feeds.catalog import load_feeds
-from monitor.feeds.fetch import FetchOptions
+from monitor.feeds.fetch import Fetcher, FetchOptions
 from monitor.live_rules import LiveRules, snapshot
+from monitor.matching import RuleSet
 from monitor.metrics import Metrics
 from monitor.notify.base import AlertSender
 from monitor.notify.console import ConsoleSender
 from monitor.notify.render import render_notice
 from monitor.notify.slack import SlackBotSender, SlackWebhookSender
 from monitor.pipeline import DeliveryReport, PollReport, PollSettings, deliver_pending, poll_cycle
+from monitor.ports import FeedReader, OpenFetcher, OpenReader
 from monitor.reader import ArticleReader, ParseBudget
 from monitor.store.store import Store
 
@@ -82,25 +87,60 @@ def describe_sender(settings: Settings) -> str:
     return "the console (no SLACK_BOT_TOKEN or SLACK_WEBHOOK_URL set)"
 
 
+@dataclass(frozen=True, slots=True)
+class Edges:
+    """The adapters a Service drives besides its store: real from `build_edges`, or fakes."""
+
+    sender: AlertSender
+    open_fetcher: OpenFetcher
+    open_reader: OpenReader
+
+
+def build_edges(settings: Settings) -> Edges:
+    """The real fetcher (one aiohttp session per cycle), parse pool and alert sender."""
+    budget = ParseBudget(settings.parse_cpu_limit, settings.parse_timeout)
+    return Edges(
+        sender=build_sender(settings),
+        open_fetcher=Fetcher,
+        open_reader=partial(ArticleReader, workers=settings.parse_workers, budget=budget),
+    )
+
+
 class Service:
     """Everything one media-monitor process runs: a poll, a delivery and a reload job."""
 
-    def __init__(self, settings: Settings, store: Store, sender: AlertSender | None = None) -> None:
+    def __init__(self, settings: Settings, store: Store, edges: Edges | None = None) -> None:
         self.settings = settings
         self.store = store
-        self.sender = sender or build_sender(settings)
+        self.edges = edges or build_edges(settings)
         self.poll_settings = PollSettings(
             fetch=FetchOptions.from_settings(settings),
             poll_interval=settings.poll_interval,
             alert_window_hours=settings.alert_window_hours,
         )
         self.metrics = Metrics()
-        self.rules = LiveRules(
-            settings.rules_dir, on_problems=self._notify_ops, metrics=self.metrics
-        )
+        self._rules: LiveRules | None = None  # None: not started
         self._feeds_snapshot: dict[str, str] | None = None  # None: never synced
-        self._reader: ArticleReader | None = None
-        self.sync_feeds()
+        self._reader: tuple[RuleSet, FeedReader] | None = None
+
+    def start(self) -> None:
+        """Load the rules and sync the feeds file; polls and reloads start it if nobody did.
+
+        Called before the scheduler starts, so its jobs never race to do it.
+        """
+        self._live_rules()
+
+    def _live_rules(self) -> LiveRules:
+        if self._rules is None:
+            self._rules = LiveRules(
+                self.settings.rules_dir, on_problems=self._notify_ops, metrics=self.metrics
+            )
+            self.sync_feeds()
+        return self._rules
+
+    @property
+    def rules(self) -> LiveRules:
+        return self._live_rules()
 
     def serve_metrics(self) -> None:
         """Start the /metrics endpoint if MONITOR_METRICS_PORT is set."""
@@ -120,19 +160,18 @@ class Service:
     def close(self) -> None:
         self.metrics.close()
         if self._reader is not None:
-            self._reader.close()
+            self._reader[1].close()
             self._reader = None
 
-    def _current_reader(self) -> ArticleReader:
+    def _current_reader(self) -> FeedReader:
         """The reader for the rules now live; rebuilt after a reload (polls never overlap)."""
         rules = self.rules.ruleset
-        if self._reader is not None and self._reader.rules is not rules:
-            self._reader.close()
+        if self._reader is not None and self._reader[0] is not rules:
+            self._reader[1].close()
             self._reader = None
         if self._reader is None:
-            budget = ParseBudget(self.settings.parse_cpu_limit, self.settings.parse_timeout)
-            self._reader = ArticleReader(rules, self.settings.parse_workers, budget)
-        return self._reader
+            self._reader = (rules, self.edges.open_reader(rules))
+        return self._reader[1]
 
     def sync_feeds(self) -> None:
         """Read the feeds file again if it changed; a broken edit keeps the feeds as they were.
@@ -154,7 +193,10 @@ class Service:
     def poll(self, *, every: bool = False) -> PollReport:
         """Poll the due feeds, or all active feeds with ``every`` (`monitor poll --once`)."""
         reader = self._current_reader()
-        report = asyncio.run(poll_cycle(self.store, reader, self.poll_settings, every=every))
+        cycle = poll_cycle(
+            self.store, self.edges.open_fetcher, reader, self.poll_settings, every=every
+        )
+        report = asyncio.run(cycle)
         self.metrics.record_poll(report)
         self.metrics.record_feeds(self.store.feeds())
         for feed in report.feeds:
@@ -173,7 +215,7 @@ class Service:
     def deliver(self) -> DeliveryReport:
         report = deliver_pending(
             self.store,
-            self.sender,
+            self.edges.sender,
             default_channel=self.settings.slack_channel,
             batch=self.settings.delivery_batch,
         )
@@ -192,7 +234,7 @@ class Service:
         if channel is None or not self.settings.slack_configured:
             return
         try:
-            self.sender.send(channel, render_notice(summary))
+            self.edges.sender.send(channel, render_notice(summary))
         except Exception as exc:  # the ops notice is best effort; the log already has it
             log.error("could not tell %s about rule errors: %s", channel, exc)
 
@@ -216,12 +258,22 @@ def log_delivery(report: DeliveryReport) -> None:
         )
 
 
-def run_forever(service: Service) -> None:
-    """Run the jobs until SIGINT or SIGTERM; jobs in progress finish (each is time-bounded)."""
-    from apscheduler.executors.pool import ThreadPoolExecutor as JobThreads
-    from apscheduler.schedulers.blocking import BlockingScheduler
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One scheduler job as `run_forever` adds it: an interval trigger and its limits."""
 
-    settings = service.settings
+    id: str
+    name: str
+    run: Callable[[], None]
+    seconds: float  # the interval
+    first_run: datetime
+    coalesce: bool = True  # runs missed while one was running become one run
+    max_instances: int = 1
+    misfire_grace_time: float = 60  # seconds late a run may still start
+
+
+def job_table(service: Service, now: datetime) -> tuple[Job, ...]:
+    """The poll, delivery and reload jobs, starting from ``now``; starts no scheduler."""
 
     def job(work: Callable[[], None], what: str) -> Callable[[], None]:
         # Expected failures (the database restarting, say) are one log line, not a
@@ -234,35 +286,50 @@ def run_forever(service: Service) -> None:
 
         return run
 
-    scheduler = BlockingScheduler(
-        executors={"default": JobThreads(max_workers=3)},
-        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
-        timezone=UTC,
+    settings = service.settings
+    return (
+        Job(
+            "poll",
+            "poll due feeds",
+            job(lambda: log_poll(service.poll()), "poll"),
+            settings.poll_tick,
+            first_run=now,
+        ),
+        Job(
+            "deliver",
+            "send pending alerts",
+            job(lambda: log_delivery(service.deliver()), "delivery"),
+            settings.delivery_interval,
+            first_run=now + timedelta(seconds=1),
+        ),
+        Job(
+            "reload",
+            "reload changed rules and feeds",
+            job(service.reload, "reload"),
+            RELOAD_INTERVAL_SECONDS,
+            first_run=now + timedelta(seconds=RELOAD_INTERVAL_SECONDS),
+        ),
     )
-    now = datetime.now(UTC)
-    scheduler.add_job(
-        job(lambda: log_poll(service.poll()), "poll"),
-        "interval",
-        seconds=settings.poll_tick,
-        id="poll",
-        name="poll due feeds",
-        next_run_time=now,
-    )
-    scheduler.add_job(
-        job(lambda: log_delivery(service.deliver()), "delivery"),
-        "interval",
-        seconds=settings.delivery_interval,
-        id="deliver",
-        name="send pending alerts",
-        next_run_time=now + timedelta(seconds=1),
-    )
-    scheduler.add_job(
-        job(service.reload, "reload"),
-        "interval",
-        seconds=RELOAD_INTERVAL_SECONDS,
-        id="reload",
-        name="reload changed rules and feeds",
-    )
+
+
+def run_forever(service: Service) -> None:
+    """Run the jobs until SIGINT or SIGTERM; jobs in progress finish (each is time-bounded)."""
+    from apscheduler.executors.pool import ThreadPoolExecutor as JobThreads
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    scheduler = BlockingScheduler(executors={"default": JobThreads(max_workers=3)}, timezone=UTC)
+    for job in job_table(service, datetime.now(UTC)):
+        scheduler.add_job(
+            job.run,
+            "interval",
+            seconds=job.seconds,
+            id=job.id,
+            name=job.name,
+            next_run_time=job.first_run,
+            coalesce=job.coalesce,
+            max_instances=job.max_instances,
+            misfire_grace_time=job.misfire_grace_time,
+        )
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         log.info("received %s, stopping after the jobs in progress", signal.Signals(signum).name)

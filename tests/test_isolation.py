@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from monitor.feeds.fetch import FetchOptions
+from monitor.feeds.fetch import Fetcher, FetchOptions
 from monitor.matching import load_rules
 from monitor.model import FeedSpec
 from monitor.pipeline import PollSettings, poll_cycle
@@ -108,7 +108,7 @@ async def test_non_feeds_fail_only_themselves_with_their_own_reason(feed_server,
     store.sync_feeds([FeedSpec(url) for url in urls], datetime.now(UTC))
     reader = ArticleReader(rules)  # the default: one process per CPU
     try:
-        report = await poll_cycle(store, reader, settings())
+        report = await poll_cycle(store, Fetcher, reader, settings())
     finally:
         reader.close()
     seen = outcomes(report)
@@ -134,7 +134,7 @@ async def test_a_parse_over_its_cpu_budget_is_stopped_and_fails_only_its_feed(
     # (tests/test_acceptance.py) runs the same feed against the default budget.
     reader = ArticleReader(rules, budget=ParseBudget(cpu_seconds=1, wall_seconds=60))
     try:
-        report = await poll_cycle(store, reader, settings())
+        report = await poll_cycle(store, Fetcher, reader, settings())
         seen = outcomes(report)
         assert seen["slow"] == (
             "failed",
@@ -161,7 +161,7 @@ async def test_a_parse_over_its_wall_time_is_stopped_and_fails_only_its_feed(
     # Wall time below the CPU budget, so the wall clock is what stops this parse.
     reader = ArticleReader(rules, budget=ParseBudget(cpu_seconds=60, wall_seconds=1))
     try:
-        report = await poll_cycle(store, reader, settings())
+        report = await poll_cycle(store, Fetcher, reader, settings())
     finally:
         reader.close()
     seen = outcomes(report)
@@ -180,7 +180,7 @@ async def test_a_worker_that_dies_fails_only_the_feed_it_held(feed_server, store
     store.sync_feeds([FeedSpec(url) for url in urls], datetime.now(UTC))
     reader = ArticleReader(rules, budget=ParseBudget(cpu_seconds=60, wall_seconds=60))
     try:
-        cycle = asyncio.create_task(poll_cycle(store, reader, settings()))
+        cycle = asyncio.create_task(poll_cycle(store, Fetcher, reader, settings()))
         victim = await _busy_worker(timeout=30.0)
         os.kill(victim, signal.SIGKILL)  # as the kernel's OOM killer would
         report = await cycle

@@ -123,6 +123,7 @@ def test_the_service_tells_the_ops_channel_about_a_broken_edit(tmp_path, slack_s
     store = Store.open(settings.database_url)
     store.upgrade()
     service = Service(settings, store)
+    service.start()
     try:
         (rules / "fr.yaml").write_text("rules:\n  - id: fr-ban\n\ttitle: x\n")
         service.reload()

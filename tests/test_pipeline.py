@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from monitor.feeds.fetch import FetchOptions
+from monitor.feeds.fetch import Fetcher, FetchOptions
 from monitor.matching import load_rules
 from monitor.model import FeedSpec
 from monitor.notify.console import ConsoleSender
@@ -70,10 +70,10 @@ def settings(**fetch: object) -> PollSettings:
 async def test_unchanged_body_is_not_parsed_again(feed_server, store, reader):
     feed_server.add("/f.xml", feed("City bans facial recognition"))  # no validators
     store.sync_feeds([FeedSpec(feed_server.url("/f.xml"))], datetime.now(UTC))
-    first = await poll_cycle(store, reader, settings())
+    first = await poll_cycle(store, Fetcher, reader, settings())
     assert [(f.outcome, f.new_articles, f.new_alerts) for f in first.feeds] == [("updated", 1, 1)]
     later = datetime.now(UTC) + timedelta(minutes=5)
-    second = await poll_cycle(store, reader, settings(), clock=lambda: later)
+    second = await poll_cycle(store, Fetcher, reader, settings(), clock=lambda: later)
     assert [f.outcome for f in second.feeds] == ["unchanged"]
 
 
@@ -81,10 +81,10 @@ async def test_a_non_feed_fails_and_keeps_the_old_validators(feed_server, store,
     url = feed_server.url("/f.xml")
     feed_server.add("/f.xml", feed("one"), etag='"1"')
     store.sync_feeds([FeedSpec(url)], datetime.now(UTC))
-    await poll_cycle(store, reader, settings())
+    await poll_cycle(store, Fetcher, reader, settings())
     feed_server.add("/f.xml", "<html><body>Moved</body></html>", content_type="text/html")
     later = datetime.now(UTC) + timedelta(minutes=5)
-    report = await poll_cycle(store, reader, settings(), clock=lambda: later)
+    report = await poll_cycle(store, Fetcher, reader, settings(), clock=lambda: later)
     (failed,) = report.failed
     assert failed.error is not None and failed.error.startswith("not a feed")
     (state,) = store.feeds()
@@ -99,7 +99,7 @@ async def test_a_hanging_feed_does_not_hold_up_the_others(feed_server, store, re
         [FeedSpec(feed_server.url("/hang.xml")), FeedSpec(feed_server.url("/ok.xml"))],
         datetime.now(UTC),
     )
-    report = await poll_cycle(store, reader, settings(deadline=1.0, read_timeout=5.0))
+    report = await poll_cycle(store, Fetcher, reader, settings(deadline=1.0, read_timeout=5.0))
     outcomes = {f.url.rsplit("/", 1)[1]: f.outcome for f in report.feeds}
     assert outcomes == {"hang.xml": "failed", "ok.xml": "updated"}
 
@@ -119,7 +119,7 @@ async def test_parse_workers_killed_between_cycles_are_replaced_and_lose_nothing
         assert workers  # the forkserver's children are the workers
         for process in workers:
             process.send_signal(signal.SIGKILL)
-        report = await poll_cycle(store, pool, settings())
+        report = await poll_cycle(store, Fetcher, pool, settings())
     finally:
         pool.close()
     assert [(f.outcome, f.new_alerts) for f in report.feeds] == [("updated", 1)]
@@ -128,7 +128,7 @@ async def test_parse_workers_killed_between_cycles_are_replaced_and_lose_nothing
 async def test_console_delivery_prints_and_marks_sent(feed_server, store, reader, capsys):
     feed_server.add("/f.xml", feed("City bans facial recognition"))
     store.sync_feeds([FeedSpec(feed_server.url("/f.xml"), name="City paper")], datetime.now(UTC))
-    await poll_cycle(store, reader, settings())
+    await poll_cycle(store, Fetcher, reader, settings())
     report = deliver_pending(store, ConsoleSender(), default_channel=None)
     assert (report.sent, report.failed, report.retrying) == (1, 0, 0)
     printed = capsys.readouterr().out
@@ -149,7 +149,7 @@ async def test_every_real_feed_file_yields_articles_or_a_recorded_error(feed_ser
     store.sync_feeds(
         [FeedSpec(feed_server.url(f"/{n}")) for n in range(len(files))], datetime.now(UTC)
     )
-    report = await poll_cycle(store, reader, settings())
+    report = await poll_cycle(store, Fetcher, reader, settings())
     assert len(report.feeds) == len(files)
     failed = {feed.url.rsplit("/", 1)[1]: feed.error for feed in report.failed}
     for name, error in failed.items():

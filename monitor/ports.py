@@ -1,0 +1,85 @@
+"""The edges a poll cycle and a delivery run drive, as Protocols.
+
+`monitor.pipeline` names only these, never an adapter, so its rules run in unit tests
+against the fakes in tests/support/fakes.py. The real adapters are built in one place,
+`monitor.service.build_edges`. The alert sender's Protocol is `notify.base.AlertSender`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Protocol
+
+from monitor.model import Article, Match, ParsedFeed
+
+if TYPE_CHECKING:  # the values only; importing them would import aiohttp and SQLAlchemy
+    from monitor.feeds.fetch import FetchOptions, FetchRequest, FetchResult
+    from monitor.matching import RuleSet
+    from monitor.store.store import FeedState, PendingDelivery, PollOutcome, PollSaved
+
+MatchedArticles = tuple[tuple[Article, tuple[Match, ...]], ...]
+
+
+class FeedFetcher(Protocol):
+    """One open fetch session (the real one: `feeds.fetch.Fetcher`)."""
+
+    async def fetch(self, request: FetchRequest) -> FetchResult:
+        """The body or a 304; raises only ``FetchError`` for what a feed server can cause."""
+        ...
+
+
+class OpenFetcher(Protocol):
+    """Opens the fetch session of one poll cycle, with its limits; closed when it ends."""
+
+    def __call__(self, options: FetchOptions) -> AbstractAsyncContextManager[FeedFetcher]: ...
+
+
+class FeedReader(Protocol):
+    """Parses a fetched body and matches its articles (the real one: `reader.ArticleReader`)."""
+
+    async def read(
+        self,
+        body: bytes,
+        *,
+        url: str,
+        headers: dict[str, str],
+        fetched_at: datetime,
+        feed_name: str = "",
+        feed_tags: tuple[str, ...] = (),
+    ) -> tuple[ParsedFeed, MatchedArticles]:
+        """Raises ``FeedParseError`` for this feed alone, whatever went wrong."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class OpenReader(Protocol):
+    """Builds a reader for one set of rules: a reload means a new reader."""
+
+    def __call__(self, rules: RuleSet) -> FeedReader: ...
+
+
+class PollStore(Protocol):
+    """The part of the store a poll cycle uses (the real one: `store.Store`)."""
+
+    def claim_due_feeds(
+        self, now: datetime, lease: timedelta, *, every: bool = False
+    ) -> list[FeedState]: ...
+
+    def record_polls(self, outcomes: Sequence[PollOutcome]) -> list[PollSaved]: ...
+
+
+class DeliveryStore(Protocol):
+    """The part of the store a delivery run uses: claim, then mark each sent or failed."""
+
+    def claim_deliveries(
+        self, now: datetime, lease: timedelta, limit: int
+    ) -> list[PendingDelivery]: ...
+
+    def mark_delivered(self, delivery_id: int, now: datetime, reference: str | None) -> None: ...
+
+    def mark_failed(
+        self, delivery_id: int, now: datetime, error: str, retry_at: datetime | None
+    ) -> None: ...

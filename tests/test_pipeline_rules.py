@@ -1,0 +1,197 @@
+"""The pipeline's rules on fakes: one bad feed fails alone, store then send, retries.
+
+No socket, process or database: the edges are tests/support/fakes.py. The same paths
+against real servers and databases are tests/test_pipeline.py and tests/test_e2e.py.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from monitor.errors import FetchError
+from monitor.feeds.fetch import FetchOptions, FetchRequest
+from monitor.model import Article, Match
+from monitor.pipeline import DeliveryReport, FeedReport, PollSettings, deliver_pending, poll_cycle
+from monitor.store.store import PollOutcome
+from tests.support.fakes import DeliveryRow, FakeFetcher, FakeReader, FakeSender, FakeStore
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+SETTINGS = PollSettings(fetch=FetchOptions(), poll_interval=60, jitter=lambda: 0.0)
+LEASE = timedelta(minutes=5)  # deliver_pending's default claim lease
+GOOD, DOWN, HTML, SAME = (
+    f"https://{name}.example/feed" for name in ("good", "down", "html", "same")
+)
+BAN = Match("fr-ban", "Facial recognition ban", "high", "#alerts")
+
+
+def story(feed_url: str, title: str = "City bans facial recognition") -> Article:
+    return Article(feed_url=feed_url, entry_id=title, title=title, published=NOW)
+
+
+def clock() -> datetime:
+    return NOW
+
+
+async def test_one_bad_feed_among_good_ones_fails_only_itself():
+    fetcher = (
+        FakeFetcher()
+        .serves(GOOD, b"<rss/>", etag='"v2"')
+        .fails(DOWN, FetchError(DOWN, "HTTP 500 Internal Server Error", 500))
+        .serves(HTML, b"<html>")
+        .not_modified(SAME, etag='"v1"')
+    )
+    reader = FakeReader().parses(GOOD, (story(GOOD), (BAN,))).rejects(HTML, "not a feed")
+    store = FakeStore().has_feed(GOOD).has_feed(DOWN).has_feed(HTML).has_feed(SAME, etag='"v1"')
+
+    report = await poll_cycle(store, fetcher, reader, SETTINGS, clock)
+
+    assert report.feeds == (
+        FeedReport(DOWN, "failed", error="HTTP 500 Internal Server Error"),
+        FeedReport(GOOD, "updated", new_articles=1, new_matches=1),
+        FeedReport(HTML, "failed", error="not a feed"),
+        FeedReport(SAME, "not-modified"),
+    )
+    assert {outcome.feed_url: outcome.error for outcome in store.outcomes} == {
+        DOWN: "HTTP 500 Internal Server Error",
+        GOOD: None,
+        HTML: "not a feed",
+        SAME: None,
+    }
+    assert FetchRequest(SAME, etag='"v1"') in fetcher.requests  # the stored validator is sent
+    assert reader.read_urls == [GOOD, HTML]  # a 304 is never parsed
+    assert fetcher.sessions == 1  # one session for the whole cycle
+
+
+async def test_a_feed_not_due_is_not_polled():
+    store = FakeStore().has_feed(GOOD, next_poll_at=NOW + timedelta(seconds=1))
+
+    fetcher = FakeFetcher()
+
+    report = await poll_cycle(store, fetcher, FakeReader(), SETTINGS, clock)
+
+    assert (report.feeds, store.outcomes, fetcher.sessions) == ((), [], 0)
+
+
+@pytest.mark.parametrize(
+    ("errors_before", "status", "retry_after", "wait"),
+    [
+        (0, 500, None, timedelta(seconds=120)),  # the interval, doubled once
+        (2, 500, None, timedelta(seconds=480)),  # doubled per failure in a row
+        (20, 500, None, timedelta(hours=24)),  # the ceiling: retried daily, never dropped
+        (0, 503, "600", timedelta(seconds=600)),  # the host's Retry-After, past our backoff
+        (3, 429, "10", timedelta(seconds=960)),  # a Retry-After never brings a poll sooner
+    ],
+)
+async def test_a_failing_feed_backs_off(
+    errors_before: int, status: int, retry_after: str | None, wait: timedelta
+):
+    error = FetchError(DOWN, f"HTTP {status}", status, retry_after)
+    store = FakeStore().has_feed(DOWN, error_count=errors_before)
+
+    await poll_cycle(store, FakeFetcher().fails(DOWN, error), FakeReader(), SETTINGS, clock)
+
+    assert store.outcomes == [
+        PollOutcome(
+            feed_url=DOWN,
+            polled_at=NOW,
+            next_poll_at=NOW + wait,
+            status=status,
+            error=f"HTTP {status}",
+        )
+    ]
+
+
+async def test_a_feed_that_answers_again_is_back_on_its_interval():
+    store = FakeStore().has_feed(GOOD, error_count=5, last_error="HTTP 500")
+    fetcher = FakeFetcher().serves(GOOD, b"<rss/>")
+
+    await poll_cycle(store, fetcher, FakeReader().parses(GOOD), SETTINGS, clock)
+
+    (outcome,) = store.outcomes
+    assert (outcome.error, outcome.next_poll_at) == (None, NOW + timedelta(seconds=60))
+
+
+def test_an_alert_is_marked_sent_only_after_the_sender_returned():
+    events: list[str] = []
+    store = FakeStore(events).has_delivery(story(GOOD), BAN)
+    sender = FakeSender(events)
+
+    report = deliver_pending(store, sender, default_channel=None, clock=clock)
+
+    assert events == ["claim [1]", "send #news", "sent 1"]
+    assert report == DeliveryReport(sent=1)
+    assert store.deliveries[1].status == "sent"
+    assert store.deliveries[1].reference == "ts-1"  # what the sender returned
+
+
+@pytest.mark.parametrize(
+    ("attempts", "wait"),
+    [(0, timedelta(seconds=30)), (2, timedelta(seconds=120)), (20, timedelta(hours=1))],
+)
+def test_a_sender_failure_leaves_the_alert_pending_with_its_retry_time(
+    attempts: int, wait: timedelta
+):
+    events: list[str] = []
+    store = FakeStore(events).has_delivery(story(GOOD), BAN, attempts=attempts)
+    sender = FakeSender(events).breaks("#news", "HTTP 500")
+
+    report = deliver_pending(store, sender, default_channel=None, clock=clock)
+
+    assert events == ["claim [1]", "send #news", "failed 1"]
+    assert report == DeliveryReport(retrying=1, errors=("#news: HTTP 500",))
+    assert store.deliveries[1] == DeliveryRow(
+        store.deliveries[1].pending,
+        next_attempt_at=NOW + wait,
+        attempts=attempts + 1,
+        last_error="#news: HTTP 500",
+    )
+
+
+def test_retry_later_pauses_the_channel_until_its_retry_after():
+    store = (
+        FakeStore()
+        .has_delivery(story(GOOD, "first"), BAN, channel="#news")
+        .has_delivery(story(GOOD, "second"), BAN, channel="#news")
+        .has_delivery(story(GOOD, "third"), BAN, channel="#ops")
+    )
+    sender = FakeSender().rate_limits("#news", retry_after=42)
+
+    report = deliver_pending(store, sender, default_channel=None, clock=clock)
+
+    assert sender.events == ["send #news", "send #ops"]  # the second #news alert waits
+    assert report == DeliveryReport(sent=1, retrying=2, errors=("#news: HTTP 429: rate limited",))
+    rows = store.deliveries
+    assert (rows[1].status, rows[1].attempts, rows[1].next_attempt_at) == (
+        "pending",
+        1,
+        NOW + timedelta(seconds=42),
+    )
+    # Not an attempt: its claim's lease brings it back after the pause.
+    assert (rows[2].status, rows[2].attempts, rows[2].next_attempt_at) == (
+        "pending",
+        0,
+        NOW + LEASE,
+    )
+    assert rows[3].status == "sent"
+
+
+def test_a_permanent_delivery_error_marks_the_alert_failed():
+    store = FakeStore().has_delivery(story(GOOD), BAN, channel="#gone")
+    sender = FakeSender().refuses("#gone", "channel_not_found")
+
+    report = deliver_pending(store, sender, default_channel=None, clock=clock)
+
+    assert report == DeliveryReport(failed=1, errors=("#gone: channel_not_found",))
+    assert (store.deliveries[1].status, store.deliveries[1].attempts) == ("failed", 1)
+    assert deliver_pending(store, sender, default_channel=None, clock=clock) == DeliveryReport()
+
+
+def test_an_alert_without_a_channel_goes_to_the_default_one():
+    store = FakeStore().has_delivery(story(GOOD), BAN, channel="")
+    sender = FakeSender()
+
+    deliver_pending(store, sender, default_channel="#news", clock=clock)
+
+    assert [channel for channel, _ in sender.sent] == ["#news"]
