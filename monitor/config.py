@@ -282,6 +282,10 @@ def _read_config_file(path: Path, env_names: Mapping[str, str]) -> dict[str, Any
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(CONFIG_FILE_VARIABLE, f"cannot read {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            CONFIG_FILE_VARIABLE, f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        ) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(CONFIG_FILE_VARIABLE, f"{path}: {exc}") from exc
     values: dict[str, Any] = {}

@@ -81,15 +81,14 @@ def test_a_config_file_that_is_not_toml(tmp_path: Path) -> None:
     assert str(error) == f"MONITOR_CONFIG: {config}: Invalid value (at line 1, column 17)"
 
 
-@pytest.mark.xfail(
-    raises=UnicodeDecodeError,
-    strict=True,
-    reason="config.py reads the file as UTF-8 and lets UnicodeDecodeError escape",
-)
 def test_a_config_file_that_is_not_utf8(tmp_path: Path) -> None:
     config = tmp_path / "monitor.toml"
     config.write_bytes(b'slack_channel = "\xff"\n')
-    assert config_error({CONFIG_FILE_VARIABLE: str(config)}).setting == CONFIG_FILE_VARIABLE
+    error = config_error({CONFIG_FILE_VARIABLE: str(config)})
+    assert (
+        str(error)
+        == f"{CONFIG_FILE_VARIABLE}: {config}: not UTF-8 text (byte 17); save it as UTF-8"
+    )
 
 
 @pytest.mark.parametrize(

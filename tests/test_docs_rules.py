@@ -62,23 +62,9 @@ def test_the_whole_files_load_together_and_their_examples_pass(tmp_path: Path) -
     assert [str(failure) for failure in check_examples(load.ruleset)] == []
 
 
-EXAMPLES_MISMATCH = pytest.mark.xfail(
-    strict=True,
-    reason="docs/rules.md: the examples block's 'Police pause program' / 'A moratorium on "
-    "Rekognition' has no face_recognition term, so it does not match fr-vendor-exit",
-)
-
-
 @pytest.mark.parametrize(
     "fragment",
-    [
-        pytest.param(
-            block,
-            id=first_line(block),
-            marks=[EXAMPLES_MISMATCH] if first_line(block) == "examples:" else [],
-        )
-        for block in FRAGMENTS
-    ],
+    [pytest.param(block, id=first_line(block)) for block in FRAGMENTS],
 )
 def test_each_fragment_loads_in_the_complete_example_and_its_examples_pass(
     tmp_path: Path, fragment: str
