@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,15 +58,17 @@ def environment(tmp_path: Path, database_url: str) -> dict[str, str]:
     }
 
 
+def start(env: dict[str, str], cwd: Path, *args: str) -> subprocess.Popen[str]:
+    """`python -m monitor ARGS`, its output captured."""
+    command = [sys.executable, "-m", "monitor", *args]
+    return subprocess.Popen(
+        command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
 def run_workers(env: dict[str, str], cwd: Path, count: int) -> list[tuple[int, str, str]]:
     """Start `count` `poll --once` processes together; their exit codes, stdout and stderr."""
-    command = [sys.executable, "-m", "monitor", "poll", "--once"]
-    processes = [
-        subprocess.Popen(
-            command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        for _ in range(count)
-    ]
+    processes = [start(env, cwd, "poll", "--once") for _ in range(count)]
     results = []
     try:
         for process in processes:
@@ -154,3 +158,34 @@ def test_two_processes_on_one_sqlite_file_share_a_cycle(
     assert [code for code, _, _ in results] == [0, 0], [err for _, _, err in results]
     assert sum(polled_per_worker(results)) == 60
     assert_one_cycle(feed_server, paths, url)
+
+
+def test_a_stopped_worker_gives_back_at_once_the_feeds_it_had_not_started(
+    feed_server: FeedServer, tmp_path: Path
+) -> None:
+    """Issue #11: a stopped worker's claims waited the whole lease before anyone took them."""
+    paths = serve_feeds(feed_server, tmp_path, 5, delay=2.0)
+    url = f"sqlite:///{tmp_path / 'monitor.db'}"
+    # One fetch at a time, so the stop finds claimed feeds that have not started.
+    env = {**environment(tmp_path, url), "MONITOR_CONCURRENCY": "1"}
+    process = start(env, tmp_path, "run")
+    try:
+        deadline = time.monotonic() + 60
+        while not feed_server.requests and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=WAIT_S)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+    assert process.returncode == 0, stderr
+    assert len(feed_server.requests) == 1  # the feed in progress finished; no other started
+    store = Store.open(url)
+    try:
+        feeds = store.feeds()
+    finally:
+        store.close()
+    assert [f.leased_until for f in feeds] == [None] * len(paths)  # none waits for a lease
+    assert sum(1 for f in feeds if f.last_success_at is not None) == 1
