@@ -109,6 +109,16 @@ class Settings(BaseModel):
     poll_tick: Seconds = _setting(
         30.0, "MONITOR_POLL_TICK", "seconds between checks for due feeds", ge=1, le=3600
     )
+    claim_batch: int = _setting(
+        50, "MONITOR_CLAIM_BATCH", "feeds a worker claims at a time", ge=1, le=10000
+    )
+    lease: Seconds = _setting(
+        30.0,
+        "MONITOR_LEASE",
+        "how long a stopped worker's claimed feeds wait for another; renewed while polled",
+        ge=3,
+        le=3600,
+    )
     delivery_interval: Seconds = _setting(
         15.0, "MONITOR_DELIVERY_INTERVAL", "seconds between delivery runs", ge=1, le=3600
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -102,12 +103,17 @@ class PollSettings:
     poll_interval: float = 300.0
     alert_window_hours: float = 24.0
     jitter: Callable[[], float] = field(default=lambda: random.uniform(-1.0, 1.0))
+    claim_batch: int = 50  # feeds claimed at a time: workers on one database share a cycle
+    lease: float = 30.0  # seconds a crashed worker's claims wait; renewed while in progress
 
     @property
     def claim_lease(self) -> timedelta:
-        # Long enough that a cycle in progress keeps its feeds; short enough that a crash
-        # mid-cycle only delays them.
-        return timedelta(seconds=self.fetch.deadline * 2 + 60)
+        return timedelta(seconds=self.lease)
+
+    @property
+    def renew_every(self) -> float:
+        """Seconds between renewals: a lease survives two missed renewals."""
+        return self.lease / 3
 
 
 class OutcomeWriter:
@@ -158,27 +164,84 @@ async def poll_cycle(
     clock: Clock = utc_now,
     *,
     every: bool = False,
+    stopping: Callable[[], bool] = lambda: False,
 ) -> PollReport:
-    """Poll each due feed (each active feed with ``every``) once; a feed's failure never raises."""
+    """Poll each due feed (each active feed with ``every``) once; a feed's failure never raises.
+
+    Feeds are claimed a batch at a time, topped up as polls finish, until none is due: so
+    workers sharing a database split the cycle. The claims are renewed while they are
+    polled, and those not polled yet are given back when ``stopping`` says so.
+    """
     writer = OutcomeWriter(store)
+    owner = uuid.uuid4().hex
+    started = clock()
+    held: set[str] = set()  # claimed by this cycle, outcome not written yet
+
+    async def claim(limit: int) -> list[FeedState]:
+        take = partial(store.claim_due_feeds, every=every, since=started, owner=owner)
+        feeds = await writer.run(take, clock(), settings.claim_lease, limit)
+        held.update(feed.url for feed in feeds)
+        return feeds
+
     try:
-        due = await writer.run(
-            partial(store.claim_due_feeds, every=every), clock(), settings.claim_lease
-        )
+        due = await claim(settings.claim_batch)
         if not due:
             return PollReport(feeds=())
         # Bodies wait here for a parser, so bound how many feeds are between fetch and store.
         in_flight = asyncio.Semaphore(settings.fetch.concurrency)
         async with open_fetcher(settings.fetch) as fetcher:
 
-            async def poll(feed: FeedState) -> FeedReport:
+            async def poll(feed: FeedState) -> FeedReport | None:
                 async with in_flight:
-                    return await _poll_feed(fetcher, writer, reader, settings, clock, feed)
+                    if stopping():
+                        return None  # given back below, for another worker to take now
+                    report = await _poll_feed(fetcher, writer, reader, settings, clock, feed)
+                    held.discard(feed.url)
+                    return report
 
-            reports = await asyncio.gather(*(poll(feed) for feed in due))
-        return PollReport(feeds=tuple(reports))
+            renewal = asyncio.create_task(_renew(store, writer, settings, clock, owner, held))
+            tasks = {asyncio.create_task(poll(feed)) for feed in due}
+            reports: list[FeedReport] = []
+            try:
+                # Each round ends at least one poll; claims stop when none is due or on stop.
+                for _ in range(_MAX_ROUNDS):
+                    if not tasks:
+                        break
+                    done, tasks = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                    reports += [r for r in (task.result() for task in done) if r is not None]
+                    if due and not stopping() and len(held) <= settings.claim_batch // 2:
+                        due = await claim(settings.claim_batch - len(held))
+                        tasks |= {asyncio.create_task(poll(feed)) for feed in due}
+            finally:
+                for task in (*tasks, renewal):
+                    task.cancel()
+                await asyncio.gather(*tasks, renewal, return_exceptions=True)
+        return PollReport(feeds=tuple(sorted(reports, key=lambda report: report.url)))
     finally:
-        writer.close()
+        try:
+            if held:
+                await writer.run(store.release_leases, sorted(held), owner)
+        finally:
+            writer.close()
+
+
+# A bound on a cycle's rounds: far above any feeds file's size, so only a bug meets it.
+_MAX_ROUNDS = 1_000_000
+
+
+async def _renew(
+    store: PollStore,
+    writer: OutcomeWriter,
+    settings: PollSettings,
+    clock: Clock,
+    owner: str,
+    held: set[str],
+) -> None:
+    """Renew this cycle's claims until it cancels this: a slow feed is never taken twice."""
+    for _ in range(_MAX_ROUNDS):
+        await asyncio.sleep(settings.renew_every)
+        if held:
+            await writer.run(store.renew_leases, sorted(held), clock(), settings.claim_lease, owner)
 
 
 async def _poll_feed(

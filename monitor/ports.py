@@ -65,8 +65,21 @@ class PollStore(Protocol):
     """The part of the store a poll cycle uses (the real one: `store.Store`)."""
 
     def claim_due_feeds(
-        self, now: datetime, lease: timedelta, *, every: bool = False
+        self,
+        now: datetime,
+        lease: timedelta,
+        limit: int | None = None,
+        *,
+        every: bool = False,
+        since: datetime | None = None,
+        owner: str = "",
     ) -> list[FeedState]: ...
+
+    def renew_leases(
+        self, urls: Sequence[str], now: datetime, lease: timedelta, owner: str
+    ) -> int: ...
+
+    def release_leases(self, urls: Sequence[str], owner: str) -> int: ...
 
     def record_polls(self, outcomes: Sequence[PollOutcome]) -> list[PollSaved]: ...
 

@@ -117,8 +117,12 @@ class Service:
             fetch=FetchOptions.from_settings(settings),
             poll_interval=settings.poll_interval,
             alert_window_hours=settings.alert_window_hours,
+            claim_batch=settings.claim_batch,
+            lease=settings.lease,
         )
         self.metrics = Metrics()
+        # Set on SIGINT/SIGTERM: the cycle in progress claims no more and gives back the rest.
+        self.stopping = threading.Event()
         self._rules: LiveRules | None = None  # None: not started
         self._feeds_snapshot: dict[str, str] | None = None  # None: never synced
         self._reader: tuple[RuleSet, FeedReader] | None = None
@@ -194,7 +198,12 @@ class Service:
         """Poll the due feeds, or all active feeds with ``every`` (`monitor poll --once`)."""
         reader = self._current_reader()
         cycle = poll_cycle(
-            self.store, self.edges.open_fetcher, reader, self.poll_settings, every=every
+            self.store,
+            self.edges.open_fetcher,
+            reader,
+            self.poll_settings,
+            every=every,
+            stopping=self.stopping.is_set,
         )
         report = asyncio.run(cycle)
         self.metrics.record_poll(report)
@@ -333,6 +342,7 @@ def run_forever(service: Service) -> None:
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         log.info("received %s, stopping after the jobs in progress", signal.Signals(signum).name)
+        service.stopping.set()
         # Not in the handler itself: waiting for the jobs there would block the main loop.
         threading.Thread(target=scheduler.shutdown, kwargs={"wait": True}, daemon=True).start()
 

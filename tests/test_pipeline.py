@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -158,3 +160,23 @@ async def test_every_real_feed_file_yields_articles_or_a_recorded_error(feed_ser
     assert report.new_articles > 800  # fewer than parsed: fixtures share links
     states = {state.url: state for state in store.feeds()}
     assert sum(1 for state in states.values() if state.error_count) == len(failed)
+
+
+async def test_a_feed_polled_longer_than_the_lease_stays_with_its_worker(
+    feed_server, store, reader
+):
+    """Issue #11: a cycle longer than the lease let a second worker re-claim feeds in progress."""
+    feed_server.add("/slow.xml", feed("Slow story"), delay=5.0)
+    store.sync_feeds([FeedSpec(feed_server.url("/slow.xml"))], datetime.now(UTC))
+    short = replace(settings(), lease=3.0)  # the shortest lease: the test outlives it in seconds
+    cycle = asyncio.create_task(poll_cycle(store, Fetcher, reader, short))
+    await asyncio.sleep(4.0)  # past the first lease: only its renewals hold the feed now
+    other = await asyncio.to_thread(
+        store.claim_due_feeds, datetime.now(UTC), short.claim_lease, owner="other"
+    )
+    report = await cycle
+
+    assert other == []
+    assert [feed.outcome for feed in report.feeds] == ["updated"]
+    assert len(feed_server.requests_for("/slow.xml")) == 1
+    assert [feed.leased_until for feed in store.feeds()] == [None]  # the outcome ended the claim

@@ -6,6 +6,7 @@ against real servers and databases are tests/test_pipeline.py and tests/test_e2e
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -72,6 +73,44 @@ async def test_a_feed_not_due_is_not_polled():
     report = await poll_cycle(store, fetcher, FakeReader(), SETTINGS, clock)
 
     assert (report.feeds, store.outcomes, fetcher.sessions) == ((), [], 0)
+
+
+def due_feeds(count: int) -> tuple[list[str], FakeStore, FakeFetcher]:
+    """`count` feeds due now, each answering 304."""
+    urls = [f"https://f{n}.example/feed" for n in range(count)]
+    store, fetcher = FakeStore(), FakeFetcher()
+    for url in urls:
+        store.has_feed(url)
+        fetcher.not_modified(url)
+    return urls, store, fetcher
+
+
+async def test_a_cycle_claims_a_batch_at_a_time_until_none_is_due():
+    """Issue #11: one claim took every due feed, so a second worker found nothing to do."""
+    urls, store, fetcher = due_feeds(7)
+    few = replace(SETTINGS, claim_batch=3)  # a batch smaller than the feeds, to see batches
+
+    report = await poll_cycle(store, fetcher, FakeReader(), few, clock)
+
+    assert sorted(request.url for request in fetcher.requests) == urls
+    assert [feed.url for feed in report.feeds] == urls
+    assert store.claims[0] == 3
+    assert max(store.claims) <= 3
+    assert (sum(store.claims), store.claims[-1]) == (7, 0)  # came back until none was due
+    assert store.leases == {url: store.leases[urls[0]] for url in urls}  # one owner per cycle
+
+
+async def test_a_stop_gives_back_at_once_the_feeds_not_polled_yet():
+    urls, store, fetcher = due_feeds(4)
+    one_at_a_time = replace(SETTINGS, fetch=FetchOptions(concurrency=1))  # a stop mid-cycle
+
+    report = await poll_cycle(
+        store, fetcher, FakeReader(), one_at_a_time, clock, stopping=lambda: bool(fetcher.requests)
+    )
+
+    assert [feed.url for feed in report.feeds] == urls[:1]
+    assert sorted(store.released) == urls[1:]
+    assert store.claims == [4]  # no claim after the stop
 
 
 @pytest.mark.parametrize(

@@ -401,7 +401,7 @@ def test_backfill_alerts_once_per_article_and_new_channel(store: Store) -> None:
 def test_claim_due_feeds_leases_them(store: Store) -> None:
     claimed = store.claim_due_feeds(NOW, LEASE)
     assert [f.url for f in claimed] == [FEED_A.url, FEED_B.url]
-    assert {f.next_poll_at for f in claimed} == {NOW + LEASE}
+    assert {(f.leased_until, f.next_poll_at) for f in claimed} == {(NOW + LEASE, None)}
     assert store.claim_due_feeds(NOW + timedelta(minutes=4), LEASE) == []
     assert len(store.claim_due_feeds(NOW + LEASE, LEASE)) == 2
 
@@ -422,7 +422,84 @@ def test_claim_every_feed_ignores_the_schedule_but_not_deactivation(store: Store
     assert [f.url for f in store.claim_due_feeds(NOW, LEASE)] == [FEED_B.url]
     store.sync_feeds([FEED_A], NOW)  # FEED_B leaves the feeds file
     claimed = store.claim_due_feeds(NOW, LEASE, every=True)
-    assert [(f.url, f.next_poll_at) for f in claimed] == [(FEED_A.url, NOW + LEASE)]
+    assert [(f.url, f.leased_until) for f in claimed] == [(FEED_A.url, NOW + LEASE)]
+
+
+def test_claims_come_in_due_order_and_skip_feeds_another_worker_holds(store: Store) -> None:
+    store.sync_feeds([FeedSpec(f"https://f{n}.example/feed") for n in range(6)], NOW)
+    for n in range(6):  # f5 is due first, f0 last
+        store.record_poll(
+            poll(FeedSpec(f"https://f{n}.example/feed"), next_poll_at=NOW - timedelta(minutes=n))
+        )
+    store.record_poll(poll(FEED_A, next_poll_at=NOW + timedelta(hours=1)))
+    store.record_poll(poll(FEED_B, next_poll_at=NOW + timedelta(hours=1)))
+    first = store.claim_due_feeds(NOW, LEASE, 2, owner="w1")
+    second = store.claim_due_feeds(NOW, LEASE, 2, owner="w2")
+    assert [f.url for f in first] == ["https://f4.example/feed", "https://f5.example/feed"]
+    assert [f.url for f in second] == ["https://f2.example/feed", "https://f3.example/feed"]
+    # w1 crashed: its claims come back when the lease ends, not before.
+    assert len(store.claim_due_feeds(NOW + LEASE / 2, LEASE, owner="w3")) == 2  # f0, f1
+    assert store.claim_due_feeds(NOW + LEASE / 2, LEASE, owner="w3") == []
+    store.renew_leases([f.url for f in second], NOW + LEASE / 2, LEASE, "w2")
+    back = store.claim_due_feeds(NOW + LEASE, LEASE, owner="w3")
+    assert [f.url for f in back] == [f.url for f in first]  # w2 renewed its claims
+
+
+def test_an_outcome_ends_the_claim_and_release_gives_feeds_back_at_once(store: Store) -> None:
+    claimed = store.claim_due_feeds(NOW, LEASE, owner="w1")
+    assert store.release_leases([FEED_B.url], "w2") == 0  # not w2's to give back
+    assert store.renew_leases([FEED_B.url], NOW, LEASE, "w2") == 0
+    store.record_poll(poll(FEED_A))
+    assert store.release_leases([f.url for f in claimed], "w1") == 1  # FEED_A's claim had ended
+    assert [(f.url, f.leased_until) for f in store.feeds()] == [
+        (FEED_A.url, None),
+        (FEED_B.url, None),
+    ]
+    assert [f.url for f in store.claim_due_feeds(NOW, LEASE, owner="w2")] == [FEED_B.url]
+
+
+def test_claim_every_feed_takes_each_once_per_cycle(store: Store) -> None:
+    """`poll --once --all` in leases: feeds polled since the cycle began are not taken again."""
+    store.record_poll(poll(FEED_A, at=NOW - timedelta(hours=1), next_poll_at=NOW + LEASE))
+    start = NOW
+    held = store.claim_due_feeds(NOW, LEASE, every=True, since=start, owner="other")
+    assert [f.url for f in held] == [FEED_A.url, FEED_B.url]
+    assert store.claim_due_feeds(NOW, LEASE, every=True, since=start, owner="w1") == []
+    store.record_poll(poll(FEED_A, at=NOW + timedelta(seconds=1)))
+    store.release_leases([FEED_B.url], "other")
+    later = NOW + timedelta(seconds=2)
+    taken = store.claim_due_feeds(later, LEASE, every=True, since=start, owner="w1")
+    assert [f.url for f in taken] == [FEED_B.url]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_workers_syncing_a_fresh_database_together_all_succeed(database_url: str) -> None:
+    """Issue #11: each worker syncs the feeds file at start; they raced on uq_feeds_url."""
+    specs = [FeedSpec(f"https://f{n}.example/feed") for n in range(300)]
+    setup = Store.open(database_url)
+    setup.upgrade()
+    stores = [Store.open(database_url) for _ in range(4)]
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(stores), timeout=60)
+
+    def start(worker: Store) -> None:
+        try:
+            barrier.wait()
+            worker.sync_feeds(specs, NOW)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(worker,)) for worker in stores]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert errors == []
+        assert sorted(f.url for f in setup.feeds()) == sorted(spec.url for spec in specs)
+    finally:
+        for worker in (setup, *stores):
+            worker.close()
 
 
 def test_concurrent_claims_never_hand_out_a_feed_twice(store: Store) -> None:

@@ -90,6 +90,9 @@ feeds = Table(
     Column("failing_since", UTCDateTime, nullable=True),  # first failure of the current run
     Column("not_found_count", Integer, nullable=False, default=0, server_default="0"),
     Column("attention", Text, nullable=True),  # why the feed needs a person; NULL: it does not
+    # The claim of one worker's cycle (issue #11): renewed while polled, cleared by its outcome.
+    Column("leased_until", UTCDateTime, nullable=True),
+    Column("leased_by", Text, nullable=True),
     Index(None, "active", "next_poll_at"),
 )
 

@@ -102,6 +102,7 @@ class FeedState:
     failing_since: datetime | None = None  # first failed poll of the current run of failures
     not_found_count: int = 0  # consecutive 404s
     attention: str | None = None  # why the feed needs a person (410, repeated 404s)
+    leased_until: datetime | None = None  # a worker's cycle holds the feed until then
 
     @property
     def source_url(self) -> str:
@@ -348,23 +349,29 @@ class Store:
         reactivated if they return. A changed interval takes effect now: the next poll
         moves earlier if the new interval says so (to "due now" for the global one).
         """
-        wanted = {spec.url: spec for spec in specs}
+        wanted = {spec.url: spec for spec in sorted(specs, key=lambda spec: spec.url)}
 
         def sync(connection: Connection) -> None:
+            # Workers starting together all sync: the insert skips rows another one added
+            # meanwhile (issue #11), and rows are written in URL order, so none deadlock.
             stored = {row.url: row for row in connection.execute(select(feeds))}
+            new_rows = [
+                {
+                    "url": spec.url,
+                    "name": spec.name,
+                    "tags": list(spec.tags),
+                    "interval": spec.interval,
+                    "active": True,
+                    "error_count": 0,
+                }
+                for spec in wanted.values()
+                if spec.url not in stored
+            ]
+            for chunk in _chunks(new_rows):
+                connection.execute(_insert_ignoring_conflicts(connection, feeds), list(chunk))
             for spec in wanted.values():
                 row = stored.get(spec.url)
                 if row is None:
-                    connection.execute(
-                        feeds.insert().values(
-                            url=spec.url,
-                            name=spec.name,
-                            tags=list(spec.tags),
-                            interval=spec.interval,
-                            active=True,
-                            error_count=0,
-                        )
-                    )
                     continue
                 changes: dict[str, Any] = {}
                 if row.name != spec.name:
@@ -378,28 +385,41 @@ class Store:
                     changes["active"] = True
                 if changes:
                     connection.execute(update(feeds).where(feeds.c.id == row.id).values(changes))
-            gone = [row.id for url, row in stored.items() if url not in wanted and row.active]
+            gone = sorted(url for url, row in stored.items() if url not in wanted and row.active)
             for chunk in _chunks(gone):
-                connection.execute(update(feeds).where(feeds.c.id.in_(chunk)).values(active=False))
+                connection.execute(update(feeds).where(feeds.c.url.in_(chunk)).values(active=False))
 
         self._run(sync, write=True)
 
     def claim_due_feeds(
-        self, now: datetime, lease: timedelta, limit: int | None = None, *, every: bool = False
+        self,
+        now: datetime,
+        lease: timedelta,
+        limit: int | None = None,
+        *,
+        every: bool = False,
+        since: datetime | None = None,
+        owner: str = "",
     ) -> list[FeedState]:
-        """Active feeds due at `now` (all of them with `every`), each leased until now+lease.
+        """Claim up to `limit` active feeds no worker holds, soonest due first, until now+lease.
 
-        The lease keeps other workers from polling the same feed; the returned states carry
-        it as next_poll_at, and record_poll replaces it. `every` is for `monitor poll --once`,
-        which polls every feed whatever its schedule.
+        Due means due at `since` (the cycle's start; default `now`), so a cycle never takes
+        a feed it polled itself. `every` (`monitor poll --once --all`) takes feeds whatever
+        their schedule, but only those not polled since `since`. SKIP LOCKED lets concurrent
+        claims pass each other instead of waiting; each gets different feeds.
         """
+        cutoff = now if since is None else since
+        if every:
+            wanted = true() if since is None else feeds.c.last_polled_at < since
+            scheduled = or_(feeds.c.last_polled_at.is_(None), wanted)
+        else:
+            scheduled = or_(feeds.c.next_poll_at.is_(None), feeds.c.next_poll_at <= cutoff)
         due = (
             select(feeds.c.id)
             .where(
                 feeds.c.active,
-                true()
-                if every
-                else or_(feeds.c.next_poll_at.is_(None), feeds.c.next_poll_at <= now),
+                or_(feeds.c.leased_until.is_(None), feeds.c.leased_until <= now),
+                scheduled,
             )
             .order_by(feeds.c.next_poll_at.asc().nulls_first(), feeds.c.id)
             .limit(limit)
@@ -408,11 +428,38 @@ class Store:
         claim = (
             update(feeds)
             .where(feeds.c.id.in_(due))
-            .values(next_poll_at=now + lease)
+            .values(leased_until=now + lease, leased_by=owner)
             .returning(*feeds.c)
         )
         rows = self._run(lambda connection: connection.execute(claim).all(), write=True)
         return sorted((_feed_state(row) for row in rows), key=lambda state: state.url)
+
+    def renew_leases(self, urls: Sequence[str], now: datetime, lease: timedelta, owner: str) -> int:
+        """Extend `owner`'s leases on `urls` to now+lease; returns how many it still held."""
+        return self._change_leases(urls, owner, {"leased_until": now + lease})
+
+    def release_leases(self, urls: Sequence[str], owner: str) -> int:
+        """Give back `owner`'s claims on `urls` unpolled, so another worker takes them at once."""
+        return self._change_leases(urls, owner, {"leased_until": None, "leased_by": None})
+
+    def _change_leases(self, urls: Sequence[str], owner: str, values: dict[str, Any]) -> int:
+        def change(connection: Connection) -> int:
+            changed = 0
+            for chunk in _chunks(sorted(urls)):
+                # Locked first, in URL order as record_polls writes: no deadlock.
+                held = (
+                    select(feeds.c.id)
+                    .where(feeds.c.url.in_(chunk), feeds.c.leased_by == owner)
+                    .order_by(feeds.c.url)
+                    .with_for_update()
+                )
+                ids = list(connection.execute(held).scalars())
+                if ids:
+                    statement = update(feeds).where(feeds.c.id.in_(ids)).values(values)
+                    changed += connection.execute(statement).rowcount
+            return changed
+
+        return self._run(change, write=True)
 
     def feeds(self) -> list[FeedState]:
         """Every feed, active or not, by URL."""
@@ -443,7 +490,14 @@ class Store:
                         f"{article.feed_url} ({article.entry_id!r}); a poll records articles "
                         "of its own feed only"
                     )
-        return self._run(lambda c: [_record(c, outcome) for outcome in outcomes], write=True)
+        # Written in feed-URL order, so concurrent writers lock feed rows in the same order.
+        order = sorted(range(len(outcomes)), key=lambda i: outcomes[i].feed_url)
+
+        def record(connection: Connection) -> list[PollSaved]:
+            saved = {i: _record(connection, outcomes[i]) for i in order}
+            return [saved[i] for i in range(len(outcomes))]
+
+        return self._run(record, write=True)
 
     def articles(
         self, since: datetime | None = None, feed_url: str | None = None, limit: int | None = None
@@ -662,6 +716,8 @@ def _fetch_state(outcome: PollOutcome) -> dict[str, Any]:
         "last_polled_at": outcome.polled_at,
         "last_status": outcome.status,
         "next_poll_at": outcome.next_poll_at,
+        "leased_until": None,  # the outcome ends the claim
+        "leased_by": None,
     }
     if outcome.error is not None:
         state["error_count"] = feeds.c.error_count + 1
@@ -898,6 +954,7 @@ def _feed_state(row: Row[*tuple[Any, ...]]) -> FeedState:
         failing_since=row.failing_since,
         not_found_count=row.not_found_count,
         attention=row.attention,
+        leased_until=row.leased_until,
     )
 
 

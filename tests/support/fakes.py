@@ -142,6 +142,9 @@ class FakeStore:
         self._feeds: dict[str, FeedState] = {}
         self.deliveries: dict[int, DeliveryRow] = {}
         self.outcomes: list[PollOutcome] = []
+        self.leases: dict[str, str] = {}  # feed URL -> the owner of its claim
+        self.released: list[str] = []  # feed URLs given back unpolled
+        self.claims: list[int] = []  # feeds each claim took, in order
         self.events = [] if events is None else events  # shared with a FakeSender: the order
 
     def has_feed(self, url: str, **state: Any) -> FakeStore:
@@ -180,16 +183,44 @@ class FakeStore:
         return self
 
     def claim_due_feeds(
-        self, now: datetime, lease: timedelta, *, every: bool = False
+        self,
+        now: datetime,
+        lease: timedelta,
+        limit: int | None = None,
+        *,
+        every: bool = False,
+        since: datetime | None = None,
+        owner: str = "",
     ) -> list[FeedState]:
+        cutoff = now if since is None else since
         due = [
             feed
             for feed in self._feeds.values()
-            if feed.active and (every or feed.next_poll_at is None or feed.next_poll_at <= now)
-        ]
+            if feed.active
+            and (feed.leased_until is None or feed.leased_until <= now)
+            and (
+                (every and (since is None or feed.last_polled_at is None))
+                or (not every and (feed.next_poll_at is None or feed.next_poll_at <= cutoff))
+            )
+        ][:limit]
         for feed in due:
-            self._feeds[feed.url] = replace(feed, next_poll_at=now + lease)
+            self._feeds[feed.url] = replace(feed, leased_until=now + lease)
+            self.leases[feed.url] = owner
+        self.claims.append(len(due))
         return sorted((self._feeds[feed.url] for feed in due), key=lambda feed: feed.url)
+
+    def renew_leases(self, urls: Sequence[str], now: datetime, lease: timedelta, owner: str) -> int:
+        held = [url for url in urls if self.leases.get(url) == owner]
+        for url in held:
+            self._feeds[url] = replace(self._feeds[url], leased_until=now + lease)
+        return len(held)
+
+    def release_leases(self, urls: Sequence[str], owner: str) -> int:
+        held = [url for url in urls if self.leases.pop(url, None) == owner]
+        for url in held:
+            self._feeds[url] = replace(self._feeds[url], leased_until=None)
+        self.released.extend(held)
+        return len(held)
 
     def record_polls(self, outcomes: Sequence[PollOutcome]) -> list[PollSaved]:
         self.outcomes.extend(outcomes)
