@@ -22,7 +22,7 @@ import click
 from monitor import __version__
 from monitor.config import Settings, load_settings, parse_duration
 from monitor.errors import ConfigError, MonitorError, RuleProblem
-from monitor.logs import log_to_stderr
+from monitor.logs import log_to_stderr, secret_parts
 from monitor.model import Article
 
 if TYPE_CHECKING:
@@ -92,7 +92,8 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 def setup_logging(settings: Settings, debug: bool) -> AbstractContextManager[None]:
     """Log lines on stderr while a command runs; --debug shows everything."""
-    return log_to_stderr("DEBUG" if debug else settings.log_level, settings.log_format)
+    secrets = secret_parts(settings.slack_bot_token, settings.slack_webhook_url)
+    return log_to_stderr("DEBUG" if debug else settings.log_level, settings.log_format, secrets)
 
 
 # ---------------------------------------------------------------- the service

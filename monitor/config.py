@@ -173,7 +173,11 @@ class Settings(BaseModel):
         le=24 * 365,
     )
     delivery_batch: int = _setting(
-        50, "MONITOR_DELIVERY_BATCH", "alerts sent per delivery run", ge=1, le=10000
+        50,
+        "MONITOR_DELIVERY_BATCH",
+        "alerts claimed at a time; a run claims until none is due",
+        ge=1,
+        le=10000,
     )
     slack_max_retries: int = _setting(
         3, "MONITOR_SLACK_MAX_RETRIES", "retries of a 429, 5xx or connection error", ge=0, le=10
@@ -283,7 +287,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         first = exc.errors()[0]
         location = str(first["loc"][0]) if first["loc"] else CONFIG_FILE_VARIABLE
         raise ConfigError(
-            from_file.get(location, location), _describe(first, values.get(location))
+            from_file.get(location, location),
+            _describe(first, values.get(location), location),
         ) from exc
 
 
@@ -308,6 +313,12 @@ def _read_config_file(path: Path, env_names: Mapping[str, str]) -> dict[str, Any
     return values
 
 
-def _describe(error: Any, value: Any) -> str:
+# Never echoed in an error: they are credentials (#9).
+SECRET_SETTINGS = frozenset({"SLACK_BOT_TOKEN", "SLACK_WEBHOOK_URL"})
+
+
+def _describe(error: Any, value: Any, variable: str = "") -> str:
     message = str(error["msg"]).removeprefix("Value error, ")
+    if value is not None and variable in SECRET_SETTINGS:
+        return f"{message} (the value is not shown: it is a secret)"
     return f"{message} (got {value!r})" if value is not None else message

@@ -14,10 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TypeVar
@@ -29,11 +31,16 @@ from monitor.notify.base import AlertSender
 from monitor.notify.render import render_alert
 from monitor.ports import DeliveryStore, FeedFetcher, FeedReader, OpenFetcher, PollStore
 from monitor.schedule import (
+    SLACK_PACING,
+    Pacing,
+    after_pause,
+    after_send,
     alert_since,
     attention_reason,
     delivery_retry_at,
     next_poll_at,
     retry_after_at,
+    send_at,
 )
 from monitor.store.store import FeedState, PendingDelivery, PollOutcome, PollSaved
 
@@ -363,6 +370,14 @@ async def _record_failure(
     return FeedReport(feed.url, "failed", error=message)
 
 
+# Bounds of one delivery run: it drains the queue, but never for ever.
+DELIVERY_RUN_LIMIT = 600.0  # seconds
+MAX_RUN_SENDS = 20_000  # sends and claims
+# A run waits out a pause this long when Slack named it (Retry-After); a longer one, or a
+# backoff after an outage, is left to the run that comes after it.
+MAX_HELD_PAUSE = 30.0  # seconds
+
+
 def deliver_pending(
     store: DeliveryStore,
     sender: AlertSender,
@@ -371,56 +386,122 @@ def deliver_pending(
     batch: int = 50,
     lease: timedelta = timedelta(minutes=5),
     clock: Clock = utc_now,
+    sleep: Callable[[float], None] = time.sleep,
+    pacing: Pacing = SLACK_PACING,
+    paces: dict[str, datetime] | None = None,
+    time_limit: float = DELIVERY_RUN_LIMIT,
 ) -> DeliveryReport:
-    """Send claimed pending alerts; a channel that answers "retry later" gets no more this run."""
-    sent = retrying = failed = 0
+    """Send every due alert, batch after batch, each channel paced at Slack's rate (#9).
+
+    Within a channel alerts go in the order the store claimed them (published, then
+    found). A retryable failure pauses only that channel: the alerts behind it wait in
+    order and go once it opens, in this run if their claim lasts until then, else they
+    are released to that time. ``paces`` keeps each channel's pace across runs.
+    """
+    paces = {} if paces is None else paces
+    started = clock()
+    stop_at = started + timedelta(seconds=time_limit)
+    # The claim outlasts the time a full batch to one channel takes at the pace.
+    claim_lease = lease + timedelta(seconds=batch * pacing.interval)
+    queues: dict[str, deque[PendingDelivery]] = {}
+    held_until: dict[int, datetime] = {}  # delivery id -> end of its claim
+    sent = failed = 0
+    waiting: set[int] = set()  # still pending, to be retried: failed for now, or released
     errors: list[str] = []
-    paused: set[str] = set()
-    for delivery in store.claim_deliveries(clock(), lease, batch):
-        channel = delivery.channel or default_channel or ""
-        about = _log_context(delivery)
-        if channel in paused:
-            # Not an attempt: the claim's lease brings it back after the channel's pause.
-            retrying += 1
-            continue
+    more = True
+    for _ in range(MAX_RUN_SENDS):
+        queued = sum(len(queue) for queue in queues.values())
+        if (more and queued <= batch // 2) or not queues:
+            now = clock()
+            claimed = (
+                store.claim_deliveries(now, claim_lease, batch - queued) if now < stop_at else []
+            )
+            more = len(claimed) == batch - queued
+            for delivery in claimed:
+                channel = delivery.channel or default_channel or ""
+                queues.setdefault(channel, deque()).append(delivery)
+                held_until[delivery.id] = now + claim_lease
+            if not queues:
+                break
+        now = clock()
+        channel = min(queues, key=lambda c: send_at(pacing, paces.get(c), now))
+        at = send_at(pacing, paces.get(channel), now)
+        if at > stop_at:
+            break
+        wait = (at - now).total_seconds()
+        if wait > 0:
+            sleep(wait)
+        queue = queues[channel]
+        delivery = queue.popleft()
         try:
             reference = sender.send(channel, render_alert(delivery.article, delivery.matches))
-        except RetryLaterError as exc:
-            paused.add(channel)
-            retry_at = delivery_retry_at(clock(), delivery.attempts, exc.retry_after)
-            store.mark_failed(delivery.id, clock(), str(exc), retry_at)
-            log.warning(
-                "alert %d to %s will be retried at %s: %s",
-                delivery.id,
-                channel,
-                retry_at.isoformat(timespec="seconds"),
-                exc,
-                extra=about,
-            )
-            retrying += 1
-            errors.append(str(exc))
         except DeliveryError as exc:
-            retry_later = (
-                None if exc.permanent else delivery_retry_at(clock(), delivery.attempts, None)
-            )
-            store.mark_failed(delivery.id, clock(), str(exc), retry_later)
-            log.error(
-                "alert %d to %s failed%s: %s",
-                delivery.id,
-                channel,
-                " permanently" if exc.permanent else "",
-                exc,
-                extra=about,
-            )
+            message = str(exc)
+            errors.append(message)
             if exc.permanent:
+                store.mark_failed(delivery.id, clock(), message, None)
+                log.error(
+                    "alert %d to %s failed permanently: %s",
+                    delivery.id,
+                    channel,
+                    message,
+                    extra=_log_context(delivery),
+                )
                 failed += 1
+                waiting.discard(delivery.id)
             else:
-                retrying += 1
-            errors.append(str(exc))
+                wait_for = exc.retry_after if isinstance(exc, RetryLaterError) else None
+                retry_at = delivery_retry_at(clock(), delivery.attempts, wait_for)
+                store.mark_failed(delivery.id, clock(), message, retry_at)
+                log.warning(
+                    "alert %d to %s will be retried at %s: %s",
+                    delivery.id,
+                    channel,
+                    retry_at.isoformat(timespec="seconds"),
+                    message,
+                    extra=_log_context(delivery),
+                )
+                waiting.add(delivery.id)
+                paces[channel] = after_pause(pacing, paces.get(channel), retry_at)
+                retried = replace(delivery, attempts=delivery.attempts + 1)
+                queue.appendleft(retried)
+                held_until[delivery.id] = retry_at  # mark_failed made it due then
+                hold = wait_for is not None and wait_for <= MAX_HELD_PAUSE
+                waiting.update(_release_unheld(store, queue, held_until, retry_at, hold))
         else:
             store.mark_delivered(delivery.id, clock(), reference)
+            paces[channel] = after_send(pacing, paces.get(channel), clock())
             sent += 1
-    return DeliveryReport(sent=sent, retrying=retrying, failed=failed, errors=tuple(errors))
+            waiting.discard(delivery.id)
+        if not queue:
+            del queues[channel]
+    # What is still queued (the run's limit): due again when its channel may send.
+    for channel, queue in queues.items():
+        ids = [delivery.id for delivery in queue]
+        store.release_deliveries(ids, send_at(pacing, paces.get(channel), clock()))
+        waiting.update(ids)
+    return DeliveryReport(sent=sent, retrying=len(waiting), failed=failed, errors=tuple(errors))
+
+
+def _release_unheld(
+    store: DeliveryStore,
+    queue: deque[PendingDelivery],
+    held_until: dict[int, datetime],
+    retry_at: datetime,
+    hold: bool,
+) -> list[int]:
+    """A paused channel keeps its queue for a short pause its claims outlast, else releases it.
+
+    Released alerts are due when the channel opens, so they keep their place; the failed
+    one (the head) is already due then.
+    """
+    behind = [delivery.id for delivery in list(queue)[1:]]
+    if hold and all(held_until[id_] > retry_at for id_ in behind):
+        return []
+    if behind:
+        store.release_deliveries(behind, retry_at)
+    queue.clear()
+    return behind
 
 
 def _log_context(delivery: PendingDelivery) -> dict[str, object]:

@@ -5,11 +5,13 @@ so that the decisions are table-testable. Jitter spreads polls of feeds that
 share a host (miniflux #3130); backoff has a ceiling so a broken feed is
 retried at least daily instead of being dropped (miniflux #149). A host's own
 signals come first: its Retry-After, and a 410 or a run of 404s, which put the
-feed on a daily poll until it answers again.
+feed on a daily poll until it answers again. Alerts are paced per channel at
+Slack's rate (#9): `send_at` says when the next message to a channel may go.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
@@ -23,7 +25,10 @@ ATTENTION_INTERVAL = timedelta(hours=24)
 # in a row at doubling backoff span several hours of a feed poll every few minutes.
 NOT_FOUND_LIMIT = 5
 DELIVERY_RETRY_BASE = timedelta(seconds=30)
-MAX_DELIVERY_BACKOFF = timedelta(hours=1)
+# Minutes, not an hour: a Slack outage rarely lasts long and alerts are news (#9).
+MAX_DELIVERY_BACKOFF = timedelta(minutes=5)
+# A Retry-After beyond this is not believed: the channel is tried again by then.
+MAX_DELIVERY_RETRY_AFTER = timedelta(minutes=15)
 
 
 def next_poll_at(
@@ -89,5 +94,44 @@ def delivery_retry_at(now: datetime, attempts: int, retry_after: float | None) -
     """When to retry a failed delivery: after Slack's Retry-After if given, else backing off."""
     backoff = min(DELIVERY_RETRY_BASE * (1 << min(attempts, 20)), MAX_DELIVERY_BACKOFF)
     if retry_after is not None:
-        backoff = max(timedelta(seconds=retry_after), timedelta(seconds=1))
+        wait = min(timedelta(seconds=retry_after), MAX_DELIVERY_RETRY_AFTER)
+        backoff = max(wait, timedelta(seconds=1))
     return now + backoff
+
+
+@dataclass(frozen=True, slots=True)
+class Pacing:
+    """Slack's per-channel rate: one message per ``interval`` seconds, ``burst`` at once.
+
+    Slack allows about one message per second per channel with short bursts, and answers
+    429 beyond that; pacing below it means a burst of matches never meets a 429.
+    """
+
+    interval: float = 1.0
+    burst: int = 2
+
+
+SLACK_PACING = Pacing()
+
+
+def send_at(pacing: Pacing, due: datetime | None, now: datetime) -> datetime:
+    """When the next message to a channel may go, given its ``due`` (None: never used).
+
+    ``due`` is the channel's theoretical arrival time (GCRA): a message may go once
+    ``now`` is within ``burst - 1`` intervals of it.
+    """
+    if due is None:
+        return now
+    return max(now, due - timedelta(seconds=pacing.interval * (pacing.burst - 1)))
+
+
+def after_send(pacing: Pacing, due: datetime | None, sent_at: datetime) -> datetime:
+    """A channel's ``due`` after a message went at ``sent_at``."""
+    start = sent_at if due is None else max(due, sent_at)
+    return start + timedelta(seconds=pacing.interval)
+
+
+def after_pause(pacing: Pacing, due: datetime | None, retry_at: datetime) -> datetime:
+    """A channel's ``due`` once it must wait until ``retry_at``: then one message, then paced."""
+    paused = retry_at + timedelta(seconds=pacing.interval * (pacing.burst - 1))
+    return paused if due is None else max(due, paused)

@@ -113,6 +113,7 @@ class Service:
         self.settings = settings
         self.store = store
         self.edges = edges or build_edges(settings)
+        self._paces: dict[str, datetime] = {}  # each channel's pace, across delivery runs
         self.poll_settings = PollSettings(
             fetch=FetchOptions.from_settings(settings),
             poll_interval=settings.poll_interval,
@@ -227,6 +228,7 @@ class Service:
             self.edges.sender,
             default_channel=self.settings.slack_channel,
             batch=self.settings.delivery_batch,
+            paces=self._paces,
         )
         self.metrics.record_delivery(report)
         return report

@@ -23,6 +23,7 @@ from monitor.cli import main
 from monitor.notify.slack import SlackBotSender
 from monitor.pipeline import deliver_pending
 from monitor.store.store import Store
+from tests.support.slack_server import WEBHOOK_PATH
 
 RULES = """\
 rules:
@@ -325,3 +326,23 @@ def test_database_down_and_restarted_loses_and_duplicates_nothing(
     assert len(slack_server.messages) == 2
     assert poll_once(setup).stdout.splitlines()[-1].endswith("alerts: 0 sent, 0 to retry, 0 failed")
     assert len(slack_server.messages) == 2
+
+
+def test_a_failing_run_logs_neither_the_token_nor_the_webhook(setup, feed_server, slack_server):
+    # DEBUG, not the default INFO: slack-sdk's debug lines carry the request's headers.
+    slack_server.set_down(True)
+    bot = poll_once({**setup, "MONITOR_LOG_LEVEL": "DEBUG"})
+    now = datetime.now(UTC)
+    story = ("Town bans facial recognition", "b1", now - timedelta(minutes=5))
+    feed_server.add("/news.xml", rss([story]), etag='"v2"')  # a new alert for the webhook
+    webhook = {**setup, "SLACK_WEBHOOK_URL": slack_server.webhook_url, "MONITOR_LOG_LEVEL": "DEBUG"}
+    del webhook["SLACK_BOT_TOKEN"]
+    hook = poll_once(webhook, "--all")
+    bad = CliRunner().invoke(
+        main, ["poll", "--once"], env={**webhook, "SLACK_WEBHOOK_URL": "ftp://h" + WEBHOOK_PATH}
+    )
+
+    lines = (bot.stderr + hook.stderr + bad.output).splitlines()
+    assert "will be retried" in bot.stderr and "will be retried" in hook.stderr
+    assert "SLACK_WEBHOOK_URL" in bad.output
+    assert [line for line in lines if slack_server.token in line or WEBHOOK_PATH in line] == []

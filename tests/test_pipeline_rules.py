@@ -14,9 +14,17 @@ import pytest
 from monitor.errors import FetchError
 from monitor.feeds.fetch import FetchOptions, FetchRequest
 from monitor.model import Article, Match
+from monitor.notify.render import render_alert
 from monitor.pipeline import DeliveryReport, FeedReport, PollSettings, deliver_pending, poll_cycle
 from monitor.store.store import PollOutcome
-from tests.support.fakes import DeliveryRow, FakeFetcher, FakeReader, FakeSender, FakeStore
+from tests.support.fakes import (
+    DeliveryRow,
+    FakeClock,
+    FakeFetcher,
+    FakeReader,
+    FakeSender,
+    FakeStore,
+)
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 SETTINGS = PollSettings(fetch=FetchOptions(), poll_interval=60, jitter=lambda: 0.0)
@@ -159,7 +167,8 @@ def test_an_alert_is_marked_sent_only_after_the_sender_returned():
 
     report = deliver_pending(store, sender, default_channel=None, clock=clock)
 
-    assert events == ["claim [1]", "send #news", "sent 1"]
+    # The last claim finds nothing due: the run drains the queue, then stops (#9).
+    assert events == ["claim [1]", "send #news", "sent 1", "claim []"]
     assert report == DeliveryReport(sent=1)
     assert store.deliveries[1].status == "sent"
     assert store.deliveries[1].reference == "ts-1"  # what the sender returned
@@ -167,7 +176,7 @@ def test_an_alert_is_marked_sent_only_after_the_sender_returned():
 
 @pytest.mark.parametrize(
     ("attempts", "wait"),
-    [(0, timedelta(seconds=30)), (2, timedelta(seconds=120)), (20, timedelta(hours=1))],
+    [(0, timedelta(seconds=30)), (2, timedelta(seconds=120)), (20, timedelta(minutes=5))],
 )
 def test_a_sender_failure_leaves_the_alert_pending_with_its_retry_time(
     attempts: int, wait: timedelta
@@ -175,10 +184,15 @@ def test_a_sender_failure_leaves_the_alert_pending_with_its_retry_time(
     events: list[str] = []
     store = FakeStore(events).has_delivery(story(GOOD), BAN, attempts=attempts)
     sender = FakeSender(events).breaks("#news", "HTTP 500")
+    fake = FakeClock(NOW, events)
 
-    report = deliver_pending(store, sender, default_channel=None, clock=clock)
+    # A run shorter than the retry wait (the default is ten minutes): the failed alert is
+    # left for a later run, with its retry time.
+    report = deliver_pending(
+        store, sender, default_channel=None, clock=fake, sleep=fake.sleep, time_limit=10
+    )
 
-    assert events == ["claim [1]", "send #news", "failed 1"]
+    assert events == ["claim [1]", "send #news", "failed 1", "claim []"]
     assert report == DeliveryReport(retrying=1, errors=("#news: HTTP 500",))
     assert store.deliveries[1] == DeliveryRow(
         store.deliveries[1].pending,
@@ -188,32 +202,98 @@ def test_a_sender_failure_leaves_the_alert_pending_with_its_retry_time(
     )
 
 
-def test_retry_later_pauses_the_channel_until_its_retry_after():
+def test_retry_later_pauses_the_channel_and_its_alerts_go_in_order_when_it_opens():
+    events: list[str] = []
     store = (
-        FakeStore()
+        FakeStore(events)
         .has_delivery(story(GOOD, "first"), BAN, channel="#news")
         .has_delivery(story(GOOD, "second"), BAN, channel="#news")
         .has_delivery(story(GOOD, "third"), BAN, channel="#ops")
     )
-    sender = FakeSender().rate_limits("#news", retry_after=42)
+    sender = FakeSender(events).rate_limits("#news", retry_after=20, times=1)
+    fake = FakeClock(NOW, events)
 
-    report = deliver_pending(store, sender, default_channel=None, clock=clock)
+    report = deliver_pending(store, sender, default_channel=None, clock=fake, sleep=fake.sleep)
 
-    assert sender.events == ["send #news", "send #ops"]  # the second #news alert waits
-    assert report == DeliveryReport(sent=1, retrying=2, errors=("#news: HTTP 429: rate limited",))
+    assert events == [
+        "claim [1, 2, 3]",
+        "send #news",
+        "failed 1",
+        "send #ops",  # another channel goes on
+        "sent 3",
+        "sleep 20",  # #news opens again: its alerts in their order, then paced
+        "send #news",
+        "sent 1",
+        "sleep 1",
+        "send #news",
+        "sent 2",
+        "claim []",
+    ]
+    assert [message.text for _, message in sender.sent] == [
+        render_alert(story(GOOD, title), [BAN]).text for title in ("third", "first", "second")
+    ]
+    assert report == DeliveryReport(sent=3, errors=("#news: HTTP 429: rate limited",))
+
+
+def test_a_long_pause_releases_the_alerts_behind_to_the_retry_time():
+    events: list[str] = []
+    store = (
+        FakeStore(events)
+        .has_delivery(story(GOOD, "first"), BAN, channel="#news")
+        .has_delivery(story(GOOD, "second"), BAN, channel="#news")
+    )
+    sender = FakeSender(events).rate_limits("#news", retry_after=900, times=1)
+    fake = FakeClock(NOW, events)
+
+    report = deliver_pending(store, sender, default_channel=None, clock=fake, sleep=fake.sleep)
+
+    assert events == ["claim [1, 2]", "send #news", "failed 1", "release [2]", "claim []"]
+    assert report == DeliveryReport(retrying=2, errors=("#news: HTTP 429: rate limited",))
     rows = store.deliveries
-    assert (rows[1].status, rows[1].attempts, rows[1].next_attempt_at) == (
-        "pending",
-        1,
-        NOW + timedelta(seconds=42),
+    retry_at = NOW + timedelta(seconds=900)
+    assert (rows[1].attempts, rows[1].next_attempt_at) == (1, retry_at)
+    # Not an attempt, and due when the channel opens, not when its lease runs out.
+    assert (rows[2].attempts, rows[2].next_attempt_at) == (0, retry_at)
+
+
+def test_alerts_to_one_channel_are_paced_and_other_channels_do_not_wait():
+    events: list[str] = []
+    store = FakeStore(events)
+    for n in range(4):
+        store.has_delivery(story(GOOD, f"news {n}"), BAN, channel="#news")
+    store.has_delivery(story(GOOD, "ops"), BAN, channel="#ops")
+    sender = FakeSender(events)
+    fake = FakeClock(NOW, events)
+
+    report = deliver_pending(store, sender, default_channel=None, clock=fake, sleep=fake.sleep)
+
+    sends = [event for event in events if event.startswith(("send", "sleep"))]
+    # A burst of two, then one a second; #ops goes at once, between them.
+    assert sends == [
+        "send #news",
+        "send #news",
+        "send #ops",
+        "sleep 1",
+        "send #news",
+        "sleep 1",
+        "send #news",
+    ]
+    assert report == DeliveryReport(sent=5)
+    assert fake.now == NOW + timedelta(seconds=2)
+
+
+def test_a_queue_longer_than_a_batch_is_drained_in_one_run():
+    store = FakeStore()
+    for n in range(7):
+        store.has_delivery(story(GOOD, f"story {n}"), BAN, channel=f"#c{n}")
+    fake = FakeClock(NOW)
+
+    report = deliver_pending(
+        store, FakeSender(), default_channel=None, batch=2, clock=fake, sleep=fake.sleep
     )
-    # Not an attempt: its claim's lease brings it back after the pause.
-    assert (rows[2].status, rows[2].attempts, rows[2].next_attempt_at) == (
-        "pending",
-        0,
-        NOW + LEASE,
-    )
-    assert rows[3].status == "sent"
+
+    assert report == DeliveryReport(sent=7)
+    assert {row.status for row in store.deliveries.values()} == {"sent"}
 
 
 def test_a_permanent_delivery_error_marks_the_alert_failed():

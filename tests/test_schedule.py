@@ -4,11 +4,15 @@ import pytest
 
 from monitor.schedule import (
     NOT_FOUND_LIMIT,
+    Pacing,
+    after_pause,
+    after_send,
     alert_since,
     attention_reason,
     delivery_retry_at,
     next_poll_at,
     retry_after_at,
+    send_at,
 )
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -42,7 +46,8 @@ def test_only_the_first_poll_limits_alerts_to_the_window():
     [
         (0, None, timedelta(seconds=30)),
         (1, None, timedelta(seconds=60)),
-        (10, None, timedelta(hours=1)),
+        (10, None, timedelta(minutes=5)),  # minutes, not an hour (#9)
+        (0, 3600.0, timedelta(minutes=15)),  # a Retry-After is believed up to a ceiling
         (0, 120.0, timedelta(seconds=120)),
         (5, 0.0, timedelta(seconds=1)),
     ],
@@ -125,3 +130,43 @@ def test_next_poll_follows_the_host(interval, errors, jitter, retry_after, atten
 )
 def test_a_gone_feed_needs_attention(status, not_found, reason):
     assert attention_reason(status, not_found) == reason
+
+
+def at(seconds: float) -> datetime:
+    return NOW + timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize(
+    ("pacing", "due", "now", "expected"),
+    [
+        (Pacing(), None, at(0), at(0)),  # a channel never used: at once
+        (Pacing(), at(1), at(0), at(0)),  # within the burst of two
+        (Pacing(), at(2), at(0), at(1)),  # the burst spent: one a second
+        (Pacing(), at(2), at(5), at(5)),  # idle long enough: at once
+        (Pacing(interval=1, burst=1), at(1), at(0), at(1)),  # no burst
+        (Pacing(interval=0.5, burst=3), at(2), at(0), at(1)),
+    ],
+)
+def test_send_at_paces_a_channel(pacing, due, now, expected):
+    assert send_at(pacing, due, now) == expected
+
+
+@pytest.mark.parametrize(
+    ("due", "sent", "expected"),
+    [(None, at(0), at(1)), (at(1), at(0), at(2)), (at(1), at(10), at(11))],
+)
+def test_after_send_moves_the_channel_on_one_interval(due, sent, expected):
+    assert after_send(Pacing(), due, sent) == expected
+
+
+@pytest.mark.parametrize(
+    ("due", "retry_at", "expected"),
+    [
+        (None, at(30), at(31)),  # then one message at the retry time, then paced
+        (at(5), at(30), at(31)),
+        (at(60), at(30), at(60)),  # a pause never brings the channel sooner
+    ],
+)
+def test_after_pause_opens_the_channel_at_its_retry_time(due, retry_at, expected):
+    assert after_pause(Pacing(), due, retry_at) == expected
+    assert send_at(Pacing(), after_pause(Pacing(), due, retry_at), NOW) >= retry_at

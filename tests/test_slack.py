@@ -291,3 +291,26 @@ def test_check_slack(slack_server: SlackServer, closed_port: int) -> None:
     assert str(caught.value) == (
         f"SLACK_API_URL: cannot reach Slack at {closed}: [Errno 111] Connection refused"
     )
+
+
+@pytest.mark.parametrize(
+    ("body", "seen"),
+    [("", "an empty body"), ("<html>portal</html>", "'<html>portal</html>'")],
+)
+def test_webhook_200_that_is_not_ok_is_not_delivered(
+    slack_server: SlackServer, body: str, seen: str
+) -> None:
+    slack_server.fail_next(1, status=200, body=body)
+    with pytest.raises(DeliveryError) as caught:
+        SlackWebhookSender(slack_server.webhook_url).send("#alerts", MESSAGE)
+    assert str(caught.value) == (
+        f"#alerts: the webhook answered HTTP 200 with {seen}, not 'ok'; check SLACK_WEBHOOK_URL"
+    )
+    assert not caught.value.permanent  # kept and retried: the next answer may be Slack's
+
+
+def test_webhook_200_body_in_the_error_is_bounded(slack_server: SlackServer) -> None:
+    slack_server.fail_next(1, status=200, body="x" * 5000)
+    with pytest.raises(DeliveryError) as caught:
+        SlackWebhookSender(slack_server.webhook_url).send("#alerts", MESSAGE)
+    assert len(str(caught.value)) < 200

@@ -167,10 +167,19 @@ class SlackWebhookSender:
             raise DeliveryError(
                 channel, f"slack-sdk refused the request: {exc}", permanent=True
             ) from exc
+        body = response.body or ""
         if response.status_code == 200:
-            return None
+            if body.strip() == "ok":
+                return None
+            # Slack answers "ok"; anything else at 200 (a proxy, a portal) delivered nothing.
+            text = " ".join(body.split())[:100]
+            seen = repr(text) if text else "an empty body"
+            raise DeliveryError(
+                channel,
+                f"the webhook answered HTTP 200 with {seen}, not 'ok'; check SLACK_WEBHOOK_URL",
+            )
         # One line, bounded: the body is whatever answered at that URL.
-        error = " ".join((response.body or "").split())[:100] or f"HTTP {response.status_code}"
+        error = " ".join(body.split())[:100] or f"HTTP {response.status_code}"
         status = response.status_code
         if status == 429 or status >= 500:
             raise _retry_later(channel, status, response.headers, error)

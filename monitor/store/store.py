@@ -590,13 +590,18 @@ class Store:
     def claim_deliveries(
         self, now: datetime, lease: timedelta, limit: int
     ) -> list[PendingDelivery]:
-        """Pending deliveries due at `now`, oldest first, each leased until now+lease."""
+        """Pending deliveries due at `now`, each leased until now+lease.
+
+        In the order the stories were published, then found: a channel reads them as they
+        happened, not in link-string order (#9).
+        """
         due = (
             select(deliveries.c.id)
+            .join(articles, articles.c.id == deliveries.c.article_id)
             .where(deliveries.c.status == "pending", deliveries.c.next_attempt_at <= now)
-            .order_by(deliveries.c.created_at, deliveries.c.id)
+            .order_by(articles.c.published, deliveries.c.created_at, deliveries.c.id)
             .limit(limit)
-            .with_for_update(skip_locked=True)
+            .with_for_update(skip_locked=True, of=deliveries)
         )
         claim = (
             update(deliveries)
@@ -633,6 +638,7 @@ class Store:
             return claimed, by_id, found
 
         claimed, by_id, found = self._run(take, write=True)
+        claimed.sort(key=lambda row: (by_id[row.article_id].published, row.created_at, row.id))
         return [
             PendingDelivery(
                 id=row.id,
@@ -643,6 +649,20 @@ class Store:
             )
             for row in claimed
         ]
+
+    def release_deliveries(self, delivery_ids: Sequence[int], at: datetime) -> None:
+        """Hand claimed deliveries back, due at `at`; not an attempt, so not counted as one.
+
+        Alerts queued behind a failed send go out when the channel opens again, not when
+        their lease runs out (#9). One that is no longer pending is left as it is.
+        """
+        release = (
+            update(deliveries)
+            .where(deliveries.c.id.in_(list(delivery_ids)), deliveries.c.status == "pending")
+            .values(next_attempt_at=at)
+        )
+        if delivery_ids:
+            self._run(lambda connection: connection.execute(release), write=True)
 
     def mark_delivered(self, delivery_id: int, now: datetime, reference: str | None) -> None:
         """Record a successful send (reference: the Slack message ts, if any)."""

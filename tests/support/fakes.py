@@ -247,6 +247,13 @@ class FakeStore:
         self.events.append(f"claim {[row.pending.id for row in due]}")
         return [replace(row.pending, attempts=row.attempts) for row in due]
 
+    def release_deliveries(self, delivery_ids: Sequence[int], at: datetime) -> None:
+        for delivery_id in delivery_ids:
+            row = self.deliveries[delivery_id]
+            if row.status == "pending":
+                self._update(row, next_attempt_at=at)
+        self.events.append(f"release {list(delivery_ids)}")
+
     def mark_delivered(self, delivery_id: int, now: datetime, reference: str | None) -> None:
         row = self.deliveries[delivery_id]
         self._update(row, status="sent", attempts=row.attempts + 1, reference=reference)
@@ -268,33 +275,58 @@ class FakeStore:
         self.deliveries[row.pending.id] = replace(row, **changes)
 
 
+class FakeClock:
+    """A clock whose ``sleep`` moves it on, recording each wait among the events."""
+
+    def __init__(self, now: datetime, events: list[str] | None = None) -> None:
+        self.now = now
+        self.events = [] if events is None else events
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.events.append(f"sleep {seconds:g}")
+        self.now += timedelta(seconds=seconds)
+
+
 class FakeSender:
     """An `AlertSender` that accepts every message unless told how a channel fails."""
 
     def __init__(self, events: list[str] | None = None) -> None:
         self._failures: dict[str, DeliveryError] = {}
+        self._times: dict[str, int | None] = {}  # failures left per channel; None: for ever
         self.sent: list[tuple[str, SlackMessage]] = []
         self.events = [] if events is None else events  # shared with a FakeStore: the order
 
-    def rate_limits(self, channel: str, retry_after: float | None) -> FakeSender:
+    def rate_limits(
+        self, channel: str, retry_after: float | None, *, times: int | None = None
+    ) -> FakeSender:
         self._failures[channel] = RetryLaterError(
             channel, "HTTP 429: rate limited", retry_after=retry_after
         )
+        self._times[channel] = times
         return self
 
-    def breaks(self, channel: str, message: str) -> FakeSender:
+    def breaks(self, channel: str, message: str, *, times: int | None = None) -> FakeSender:
         """A transient failure without a Retry-After (a 5xx, a network error)."""
         self._failures[channel] = DeliveryError(channel, message)
+        self._times[channel] = times
         return self
 
     def refuses(self, channel: str, message: str) -> FakeSender:
         """A permanent failure: trying again cannot help (an unknown channel)."""
         self._failures[channel] = DeliveryError(channel, message, permanent=True)
+        self._times[channel] = None
         return self
 
     def send(self, channel: str, message: SlackMessage) -> str | None:
         self.events.append(f"send {channel}")
         if channel in self._failures:
-            raise self._failures[channel]
+            left = self._times.get(channel)
+            if left is None or left > 0:
+                if left is not None:
+                    self._times[channel] = left - 1
+                raise self._failures[channel]
         self.sent.append((channel, message))
         return f"ts-{len(self.sent)}"

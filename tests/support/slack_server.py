@@ -4,13 +4,16 @@ It speaks enough of the real thing for slack-sdk pointed at ``server.api_url``:
 ``chat.postMessage`` (JSON or form body), ``auth.test`` and one incoming webhook
 at ``server.webhook_url``. Like Slack it answers HTTP 200 with ``ok: false`` for
 API errors, enforces the Block Kit limits our renderer must respect, and can be
-told to fail: ``fail_next(n, status=429, retry_after=1)``, ``set_down(True)``.
+told to fail: ``fail_next(n, status=429, retry_after=1)``, ``set_down(True)``, and
+to rate-limit each channel as Slack does: ``limit_rate(per_second=1, burst=3)`` answers
+429 with a Retry-After to a message that comes too soon (``rate_limited`` counts them).
 Runs on 127.0.0.1 in a daemon thread; every piece of state is behind one lock.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -61,6 +64,7 @@ class _Fault:
     remaining: int
     status: int
     retry_after: float | None
+    body: str | None = None
 
 
 @dataclass(slots=True)
@@ -71,6 +75,9 @@ class _State:
     faults: list[_Fault] = field(default_factory=list)
     down: bool = False
     ts_counter: int = 0
+    rate: tuple[float, int] | None = None  # messages per second per channel, burst
+    buckets: dict[str, tuple[float, float]] = field(default_factory=dict)  # tokens, at
+    rate_limited: int = 0
 
 
 class SlackServer:
@@ -110,10 +117,38 @@ class SlackServer:
         with self._state.lock:
             return tuple(self._state.requests)
 
-    def fail_next(self, n: int, status: int = 429, retry_after: float | None = 1) -> None:
-        """Answer the next ``n`` requests with ``status`` (429s carry Retry-After)."""
+    def fail_next(
+        self, n: int, status: int = 429, retry_after: float | None = 1, body: str | None = None
+    ) -> None:
+        """Answer the next ``n`` requests with ``status`` (429s carry Retry-After), and ``body``."""
         with self._state.lock:
-            self._state.faults.append(_Fault(n, status, retry_after))
+            self._state.faults.append(_Fault(n, status, retry_after, body))
+
+    def limit_rate(self, per_second: float = 1.0, burst: int = 3) -> None:
+        """Refuse a message to a channel beyond ``per_second`` (a token bucket of ``burst``)."""
+        with self._state.lock:
+            self._state.rate = (per_second, burst)
+
+    @property
+    def rate_limited(self) -> int:
+        """Messages answered 429 by the rate limit (not by ``fail_next``)."""
+        with self._state.lock:
+            return self._state.rate_limited
+
+    def _over_rate(self, channel: str, at: float) -> float | None:
+        """Seconds to wait if a message to ``channel`` at ``at`` is over the rate, else None."""
+        with self._state.lock:
+            if self._state.rate is None:
+                return None
+            per_second, burst = self._state.rate
+            tokens, then = self._state.buckets.get(channel, (float(burst), at))
+            tokens = min(float(burst), tokens + (at - then) * per_second)
+            if tokens < 1.0:
+                self._state.buckets[channel] = (tokens, at)
+                self._state.rate_limited += 1
+                return (1.0 - tokens) / per_second
+            self._state.buckets[channel] = (tokens - 1.0, at)
+            return None
 
     def set_down(self, down: bool) -> None:
         """While down, every request is answered 503."""
@@ -210,7 +245,9 @@ def _fault_answer(server: SlackServer, path: str) -> _Answer | None:
     if fault.retry_after is not None and fault.status == 429:
         headers["Retry-After"] = f"{fault.retry_after:g}"
     error = {429: "ratelimited", 503: "service_unavailable"}.get(fault.status, "internal_error")
-    if path.startswith("/services/"):
+    if fault.body is not None:
+        answer = _text(fault.status, fault.body)
+    elif path.startswith("/services/"):
         answer = _text(fault.status, "rate_limited" if fault.status == 429 else error)
     else:
         answer = _api(fault.status, ok=False, error=error)
@@ -273,6 +310,9 @@ def _post_message(server: SlackServer, params: Mapping[str, Any]) -> _Answer:
     if problem:
         error, detail = problem
         return _api(ok=False, error=error, response_metadata={"messages": [detail]})
+    wait = server._over_rate(channel, time.monotonic())
+    if wait is not None:
+        return _limited(_api(429, ok=False, error="ratelimited"), wait)
     ts = server._next_ts()
     message = PostedMessage(
         channel,
@@ -292,6 +332,12 @@ def _post_message(server: SlackServer, params: Mapping[str, Any]) -> _Answer:
     return _Answer(answer.status, answer.body, answer.content_type, message=message)
 
 
+def _limited(answer: _Answer, wait: float) -> _Answer:
+    # Slack's Retry-After is whole seconds.
+    headers = {"Retry-After": str(max(1, math.ceil(wait)))}
+    return _Answer(answer.status, answer.body, answer.content_type, headers)
+
+
 def _webhook(server: SlackServer, body: bytes) -> _Answer:
     try:
         params = json.loads(body)
@@ -302,6 +348,9 @@ def _webhook(server: SlackServer, body: bytes) -> _Answer:
     problem, blocks = _check_message(params)
     if problem:
         return _text(400, problem[0])
+    wait = server._over_rate(server.webhook_channel, time.monotonic())
+    if wait is not None:
+        return _limited(_text(429, "rate_limited"), wait)
     message = PostedMessage(
         server.webhook_channel,
         params.get("text"),
