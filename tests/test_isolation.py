@@ -23,17 +23,7 @@ from monitor.model import FeedSpec
 from monitor.pipeline import PollSettings, poll_cycle
 from monitor.reader import ArticleReader, ParseBudget
 from monitor.store.store import Store
-
-RULES = """\
-rules:
-  - id: fr-ban
-    title: Facial recognition ban
-    channel: "#alerts"
-    terms:
-      face: [facial recognition]
-      action: [ban*]
-    condition: face and action
-"""
+from tests.test_pipeline import RULES
 
 # feedparser's author regex backtracks on this: about a second of CPU per item here.
 SLOW_AUTHOR = "<author>a@" + "a." * 8000 + "!</author>"
@@ -96,6 +86,14 @@ def serve_good_feeds(feed_server) -> list[str]:
     return [feed_server.url(f"/{name}") for name in GOOD]
 
 
+def serve_good_feeds_and_a_slow_one(feed_server, store) -> None:
+    """The good feeds and one whose parse backtracks for about 40 s of CPU, all in the store."""
+    urls = serve_good_feeds(feed_server)
+    feed_server.add("/slow", feed("slow", items=40, extra=SLOW_AUTHOR))
+    urls.append(feed_server.url("/slow"))
+    store.sync_feeds([FeedSpec(url) for url in urls], datetime.now(UTC))
+
+
 def outcomes(report) -> dict[str, tuple[str, str | None]]:
     return {f.url.rsplit("/", 1)[1]: (f.outcome, f.error) for f in report.feeds}
 
@@ -126,10 +124,7 @@ async def test_non_feeds_fail_only_themselves_with_their_own_reason(feed_server,
 async def test_a_parse_over_its_cpu_budget_is_stopped_and_fails_only_its_feed(
     feed_server, store, rules
 ):
-    urls = serve_good_feeds(feed_server)
-    feed_server.add("/slow", feed("slow", items=40, extra=SLOW_AUTHOR))
-    urls.append(feed_server.url("/slow"))
-    store.sync_feeds([FeedSpec(url) for url in urls], datetime.now(UTC))
+    serve_good_feeds_and_a_slow_one(feed_server, store)
     # A budget of 1 s instead of the default keeps this test short; the acceptance test
     # (tests/test_acceptance.py) runs the same feed against the default budget.
     reader = ArticleReader(rules, budget=ParseBudget(cpu_seconds=1, wall_seconds=60))
@@ -154,10 +149,7 @@ async def test_a_parse_over_its_cpu_budget_is_stopped_and_fails_only_its_feed(
 async def test_a_parse_over_its_wall_time_is_stopped_and_fails_only_its_feed(
     feed_server, store, rules
 ):
-    urls = serve_good_feeds(feed_server)
-    feed_server.add("/slow", feed("slow", items=40, extra=SLOW_AUTHOR))
-    urls.append(feed_server.url("/slow"))
-    store.sync_feeds([FeedSpec(url) for url in urls], datetime.now(UTC))
+    serve_good_feeds_and_a_slow_one(feed_server, store)
     # Wall time below the CPU budget, so the wall clock is what stops this parse.
     reader = ArticleReader(rules, budget=ParseBudget(cpu_seconds=60, wall_seconds=1))
     try:
@@ -174,10 +166,7 @@ async def test_a_parse_over_its_wall_time_is_stopped_and_fails_only_its_feed(
 
 
 async def test_a_worker_that_dies_fails_only_the_feed_it_held(feed_server, store, rules):
-    urls = serve_good_feeds(feed_server)
-    feed_server.add("/slow", feed("slow", items=40, extra=SLOW_AUTHOR))
-    urls.append(feed_server.url("/slow"))
-    store.sync_feeds([FeedSpec(url) for url in urls], datetime.now(UTC))
+    serve_good_feeds_and_a_slow_one(feed_server, store)
     reader = ArticleReader(rules, budget=ParseBudget(cpu_seconds=60, wall_seconds=60))
     try:
         cycle = asyncio.create_task(poll_cycle(store, Fetcher, reader, settings()))
