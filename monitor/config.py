@@ -330,7 +330,8 @@ def _read_config_file(path: Path, env_names: Mapping[str, str]) -> dict[str, Any
     by_key = {env.lower().removeprefix("monitor_"): env for env in env_names.values()}
     for key, value in data.items():
         if key not in by_key:
-            close = difflib.get_close_matches(key, by_key, n=1)
+            # MONITOR_POLL_INTERVAL or poll_intervall both mean poll_interval.
+            close = difflib.get_close_matches(key.lower().removeprefix("monitor_"), by_key, n=1)
             hint = (
                 f"did you mean {close[0]!r}?"
                 if close
