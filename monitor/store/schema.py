@@ -93,6 +93,9 @@ feeds = Table(
     # The claim of one worker's cycle (issue #11): renewed while polled, cleared by its outcome.
     Column("leased_until", UTCDateTime, nullable=True),
     Column("leased_by", Text, nullable=True),
+    # Adaptive polling (issue #11), from the last parsed document; NULL: not known yet.
+    Column("publish_gap", Float, nullable=True),  # median seconds between its items
+    Column("refresh_hint", Float, nullable=True),  # its ttl / sy:updatePeriod, in seconds
     Index(None, "active", "next_poll_at"),
 )
 

@@ -103,6 +103,8 @@ class FeedState:
     not_found_count: int = 0  # consecutive 404s
     attention: str | None = None  # why the feed needs a person (410, repeated 404s)
     leased_until: datetime | None = None  # a worker's cycle holds the feed until then
+    publish_gap: float | None = None  # median seconds between items of its last document
+    refresh_hint: float | None = None  # seconds its document's ttl / sy:update* asks for
 
     @property
     def source_url(self) -> str:
@@ -147,6 +149,9 @@ class PollOutcome:
     moved_to: str | None = None  # success after a permanent redirect: fetch from here now
     not_found_count: int = 0  # consecutive 404s, this poll included
     attention: str | None = None  # failure: the feed needs a person, for this reason
+    # Success with a parsed document: its pace (adaptive polling); None keeps the stored one.
+    publish_gap: float | None = None
+    refresh_hint: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -466,6 +471,18 @@ class Store:
         rows = self._run(lambda c: c.execute(select(feeds).order_by(feeds.c.url)).all())
         return [_feed_state(row) for row in rows]
 
+    def items_per_day(self, since: datetime, now: datetime) -> dict[str, float]:
+        """Articles published between `since` and `now` per day, by feed URL (feeds with any)."""
+        days = max((now - since).total_seconds() / 86400, 1 / 24)
+        counts = (
+            select(feeds.c.url, func.count(articles.c.id))
+            .select_from(feeds.join(articles, articles.c.feed_id == feeds.c.id))
+            .where(articles.c.published >= since, articles.c.published <= now)
+            .group_by(feeds.c.url)
+        )
+        rows = self._run(lambda connection: connection.execute(counts).all())
+        return {url: count / days for url, count in rows}
+
     # -- polls ----------------------------------------------------------------------------
 
     def record_poll(self, outcome: PollOutcome) -> PollSaved:
@@ -760,7 +777,7 @@ def _fetch_state(outcome: PollOutcome) -> dict[str, Any]:
     state["first_polled_at"] = func.coalesce(
         feeds.c.first_polled_at, literal(outcome.polled_at, UTCDateTime())
     )
-    for name in ("etag", "last_modified", "body_digest"):
+    for name in ("etag", "last_modified", "body_digest", "publish_gap", "refresh_hint"):
         if getattr(outcome, name) is not None:
             state[name] = getattr(outcome, name)
     return state
@@ -975,6 +992,8 @@ def _feed_state(row: Row[*tuple[Any, ...]]) -> FeedState:
         not_found_count=row.not_found_count,
         attention=row.attention,
         leased_until=row.leased_until,
+        publish_gap=row.publish_gap,
+        refresh_hint=row.refresh_hint,
     )
 
 
