@@ -563,7 +563,7 @@ def read_feeds_file(settings: Settings) -> tuple[Path, str, tuple[FeedSpec, ...]
     if not path.is_file():
         raise ConfigError(
             "MONITOR_FEEDS",
-            f"no feeds file at {path.absolute()}; create it with a first line `feeds:`, "
+            f"no feeds file at {path.absolute()}; create it with the line `feeds: []`, "
             "or set MONITOR_FEEDS to its path",
         )
     current = load_feeds(path)  # a broken file is reported whole, and left alone
