@@ -130,3 +130,16 @@ def test_without_the_per_host_limit_one_host_gets_every_fetch_at_once(env, feed_
     settings = dict(env(*slow_feeds(feed_server, 20)), MONITOR_PER_HOST="50")
     assert "polled 20 feeds (20 updated" in poll(settings)
     assert feed_server.most_concurrent == 20
+
+
+def test_feeds_waiting_for_a_busy_host_let_other_hosts_go_first(env, feed_server):
+    # MONITOR_CONCURRENCY lowered to 4 so that one host's queue outgrows the global limit
+    # with a dozen feeds (at the default 50 the same takes 51); MONITOR_PER_HOST is the default.
+    busy = slow_feeds(feed_server, 12)
+    feed_server.add("/other.xml", rss(timedelta(hours=1), 3))
+    other = feed_server.url("/other.xml").replace("127.0.0.1", "localhost")  # another host name
+    settings = dict(env(*busy, other), MONITOR_CONCURRENCY="4")
+    assert "polled 13 feeds (13 updated" in poll(settings)
+    order = [request.path for request in feed_server.requests]
+    assert order.index("/other.xml") < 8  # not behind the busy host's queue
+    assert feed_server.most_concurrent <= 4
