@@ -670,6 +670,36 @@ def db_downgrade(app: AppContext, revision: str, yes: bool) -> None:
         click.echo(f"{store.location}: schema at revision {store.revision() or 'base'}")
 
 
+@db.command("prune")
+@click.option(
+    "--older-than",
+    type=DURATION,
+    help="Remove articles not in their feed for this long (default: MONITOR_RETENTION).",
+)
+@click.option("--dry-run", is_flag=True, help="Count what would go; remove nothing.")
+@pass_app
+def db_prune(app: AppContext, older_than: timedelta | None, dry_run: bool) -> None:
+    """Remove old articles with their matches and alerts, as `monitor run` does hourly.
+
+    Kept whatever their age: articles their feed still carries (so they never alert again
+    as new) and alerts not delivered yet.
+    """
+    from monitor.service import describe_pruned
+
+    if older_than is None:
+        if not app.settings.retention:
+            fail("MONITOR_RETENTION is 0 (keep everything); pass --older-than to prune anyway")
+        older_than = timedelta(seconds=app.settings.retention)
+    cutoff = datetime.now(UTC) - older_than
+    with open_store(app.settings) as store:
+        counts = store.prune(cutoff, dry_run=dry_run)
+        location = store.location
+    verb = "would remove" if dry_run else "removed"
+    click.echo(
+        f"{location}: {verb} {describe_pruned(counts)} not seen since {cutoff:%Y-%m-%d %H:%M} UTC"
+    )
+
+
 @db.command("current")
 @pass_app
 def db_current(app: AppContext) -> None:

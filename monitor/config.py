@@ -13,6 +13,7 @@ Plain pydantic, not pydantic-settings (#12): bending its sources to these rules 
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
@@ -227,6 +228,28 @@ class Settings(BaseModel):
     metrics_host: str = _setting(
         "127.0.0.1", "MONITOR_METRICS_HOST", "address the metrics endpoint listens on"
     )
+    health_stale_after: Seconds = _setting(
+        900.0,
+        "MONITOR_HEALTH_STALE_AFTER",
+        "/healthz fails when no poll cycle finished for this long",
+        ge=10,
+        le=86400,
+    )
+    retention: Seconds = _setting(
+        90 * 86400.0,
+        "MONITOR_RETENTION",
+        "articles not seen in their feed for this long are removed, with their matches and"
+        " alerts (at least 1d; 0 keeps everything)",
+        ge=0,
+        le=3650 * 86400,
+    )
+
+    @field_validator("retention")
+    @classmethod
+    def _retention_off_or_a_day(cls, value: float) -> float:
+        if 0 < value < 86400:
+            raise ValueError("must be 0 (keep everything) or at least 1d")
+        return value
 
     @field_validator("slack_api_url")
     @classmethod
@@ -336,8 +359,14 @@ def _read_config_file(path: Path, env_names: Mapping[str, str]) -> dict[str, Any
     by_key = {env.lower().removeprefix("monitor_"): env for env in env_names.values()}
     for key, value in data.items():
         if key not in by_key:
-            known = ", ".join(sorted(by_key))
-            raise ConfigError(CONFIG_FILE_VARIABLE, f"{path}: unknown key {key!r} (known: {known})")
+            close = difflib.get_close_matches(key, by_key, n=1)
+            hint = (
+                f"did you mean {close[0]!r}?"
+                if close
+                else "keys are the MONITOR_ settings in lower case without the prefix,"
+                " as in the README's Settings table"
+            )
+            raise ConfigError(CONFIG_FILE_VARIABLE, f"{path}: unknown key {key!r}; {hint}")
         values[by_key[key]] = value
     return values
 

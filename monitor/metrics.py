@@ -1,4 +1,7 @@
-"""Prometheus metrics of one `monitor run` process, served when MONITOR_METRICS_PORT is set.
+"""Prometheus metrics and the health check of one `monitor run` process.
+
+Served when MONITOR_METRICS_PORT is set: `/metrics` and `/healthz`, nothing else (any other
+path is a 404, so a typo in a scrape config or a probe shows at once).
 
 Counters cover what an operator alerts on: rule reloads that found errors (the last good
 version of each broken rule stays active, so nothing else shows it), feed polls by outcome,
@@ -10,12 +13,16 @@ registry, so two services in one process (as in tests) never share counts.
 
 from __future__ import annotations
 
+import json
 import threading
-from collections.abc import Sequence
-from wsgiref.simple_server import WSGIServer
+from collections.abc import Callable, Iterable, Sequence
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 
+from monitor.health import Health
 from monitor.matching import RuleLoad
 from monitor.pipeline import DeliveryReport, PollReport
 from monitor.store.store import FeedState
@@ -23,6 +30,17 @@ from monitor.store.store import FeedState
 FEED_OUTCOMES = ("updated", "not-modified", "unchanged", "failed")
 DELIVERY_OUTCOMES = ("sent", "retrying", "failed")
 FEED_HEALTH = ("ok", "new", "failing", "attention")  # FeedState.health of an active feed
+RESPONSES = ("200", "304", "2xx", "3xx", "4xx", "5xx", "none")  # "none": no HTTP answer
+FETCH_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 60.0)  # seconds
+
+
+def response_class(status: int | None) -> str:
+    """The `status` label of a fetch: 200 and 304 exactly, other codes by class."""
+    if status is None:
+        return "none"
+    if status in (200, 304):
+        return str(status)
+    return f"{status // 100}xx" if 200 <= status < 600 else "none"
 
 
 class Metrics:
@@ -68,8 +86,36 @@ class Metrics:
             "Active feeds fetched from where a permanent redirect moved them",
             registry=self.registry,
         )
+        self.feed_responses = Counter(
+            "monitor_feed_responses",
+            "Feed fetches by HTTP status: 200, 304, 2xx, 3xx, 4xx, 5xx, or none (timeout, refused)",
+            ["status"],
+            registry=self.registry,
+        )
+        self.fetch_seconds = Histogram(
+            "monitor_feed_fetch_seconds",
+            "Seconds from a feed request to its whole body read (or the failure)",
+            buckets=FETCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.lease_takeovers = Counter(
+            "monitor_lease_takeovers",
+            "Feeds claimed from a poll cycle whose lease ran out (its worker died or stalled)",
+            registry=self.registry,
+        )
+        self.pruned = Counter(
+            "monitor_pruned",
+            "Rows removed by retention (MONITOR_RETENTION): articles, and with them matches"
+            " and deliveries",
+            ["table"],
+            registry=self.registry,
+        )
         for health in FEED_HEALTH:
             self.feeds.labels(health)
+        for status in RESPONSES:
+            self.feed_responses.labels(status)
+        for table in ("articles", "matches", "deliveries"):
+            self.pruned.labels(table)
         for outcome in FEED_OUTCOMES:  # every series exists from the start, at zero
             self.feed_polls.labels(outcome)
         for outcome in DELIVERY_OUTCOMES:
@@ -86,6 +132,10 @@ class Metrics:
     def record_poll(self, report: PollReport) -> None:
         for feed in report.feeds:
             self.feed_polls.labels(feed.outcome).inc()
+            if feed.fetch_seconds is not None:  # None: the cycle gave the feed back unpolled
+                self.feed_responses.labels(response_class(feed.status)).inc()
+                self.fetch_seconds.observe(feed.fetch_seconds)
+        self.lease_takeovers.inc(report.taken_over)
         self.new_articles.inc(report.new_articles)
         self.new_matches.inc(report.new_matches)
 
@@ -100,13 +150,68 @@ class Metrics:
         self.alert_deliveries.labels("retrying").inc(report.retrying)
         self.alert_deliveries.labels("failed").inc(report.failed)
 
-    def serve(self, host: str, port: int) -> int:
-        """Serve /metrics on host:port in a daemon thread; return the port (0 picks one)."""
-        self._server, self._thread = start_http_server(port, addr=host, registry=self.registry)
-        return int(self._server.server_port)
+    def record_pruned(self, counts: dict[str, int]) -> None:
+        for table, count in counts.items():
+            self.pruned.labels(table).inc(count)
+
+    def serve(self, host: str, port: int, health: Callable[[], Health]) -> int:
+        """Serve /metrics and /healthz on host:port in a daemon thread; return the port
+        (0 picks one)."""
+        server = make_server(
+            host, port, _routes(self.registry, health), _ThreadingServer, _QuietHandler
+        )
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)
+        self._thread.start()
+        return int(server.server_port)
 
     def close(self) -> None:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
+
+
+def _routes(
+    registry: CollectorRegistry, health: Callable[[], Health]
+) -> Callable[[Environ, StartResponse], Iterable[bytes]]:
+    metrics = make_wsgi_app(registry)
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == "/metrics":
+            served: Iterable[bytes] = metrics(environ, start_response)
+            return served
+        if path == "/healthz":
+            verdict = health()
+            status = "200 OK" if verdict.ok else "503 Service Unavailable"
+            return _reply(start_response, status, json.dumps(verdict.body()), "application/json")
+        return _reply(start_response, "404 Not Found", "not found: /metrics or /healthz\n")
+
+    return app
+
+
+def _reply(
+    start_response: StartResponse, status: str, text: str, kind: str = "text/plain"
+) -> list[bytes]:
+    body = text.encode()
+    headers = [("Content-Type", f"{kind}; charset=utf-8"), ("Content-Length", str(len(body)))]
+    start_response(status, headers)
+    return [body]
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    """One thread per request, so a slow scrape never holds up a health probe."""
+
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access line on stderr for every scrape and probe."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass

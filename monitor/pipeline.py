@@ -73,11 +73,14 @@ class FeedReport:
     held_back: int = 0  # matches the alert window of a first poll kept from alerting
     error: str | None = None
     warnings: tuple[str, ...] = ()
+    status: int | None = None  # the HTTP status; None when no answer came (timeout, refused)
+    fetch_seconds: float | None = None  # from request to the whole body read
 
 
 @dataclass(frozen=True, slots=True)
 class PollReport:
     feeds: tuple[FeedReport, ...]
+    taken_over: int = 0  # feeds claimed from a cycle whose lease ran out
 
     def count(self, outcome: str) -> int:
         return sum(1 for feed in self.feeds if feed.outcome == outcome)
@@ -190,11 +193,14 @@ async def poll_cycle(
     owner = uuid.uuid4().hex
     started = clock()
     held: set[str] = set()  # claimed by this cycle, outcome not written yet
+    taken_over = 0
 
     async def claim(limit: int) -> list[FeedState]:
+        nonlocal taken_over
         take = partial(store.claim_due_feeds, every=every, since=started, owner=owner)
         feeds = await writer.run(take, clock(), settings.claim_lease, limit)
         held.update(feed.url for feed in feeds)
+        taken_over += sum(feed.taken_over for feed in feeds)
         return feeds
 
     try:
@@ -233,7 +239,8 @@ async def poll_cycle(
                 for task in (*tasks, renewal):
                     task.cancel()
                 await asyncio.gather(*tasks, renewal, return_exceptions=True)
-        return PollReport(feeds=tuple(sorted(reports, key=lambda report: report.url)))
+        reports.sort(key=lambda report: report.url)
+        return PollReport(feeds=tuple(reports), taken_over=taken_over)
     finally:
         try:
             if held:
@@ -287,10 +294,14 @@ async def _poll_feed(
     feed: FeedState,
 ) -> FeedReport:
     request = FetchRequest(feed.source_url, etag=feed.etag, last_modified=feed.last_modified)
+    started = time.monotonic()
     try:
         fetched = await fetcher.fetch(request)
     except FetchError as exc:
-        return await _record_failure(writer, settings, clock, feed, exc, exc.status)
+        failed = await _record_failure(writer, settings, clock, feed, exc, exc.status)
+        return replace(failed, status=exc.status, fetch_seconds=time.monotonic() - started)
+    fetch_seconds = time.monotonic() - started
+    timed = partial(FeedReport, status=fetched.status, fetch_seconds=fetch_seconds)
     now = clock()
     if fetched.moved_to is not None:
         # Logged once: from now on the feed is fetched from there and no longer redirects.
@@ -325,11 +336,11 @@ async def _poll_feed(
     unchanged = partial(success, next_poll_at=next_at(feed.publish_gap, feed.refresh_hint))
     if fetched.body is None:
         await writer.write(unchanged(body_digest=feed.body_digest))
-        return FeedReport(feed.url, "not-modified")
+        return timed(feed.url, "not-modified")
     digest = body_digest(fetched.body)
     if digest == feed.body_digest:
         await writer.write(unchanged(body_digest=digest))
-        return FeedReport(feed.url, "unchanged")
+        return timed(feed.url, "unchanged")
     try:
         parsed, matched = await reader.read(
             fetched.body,
@@ -340,7 +351,8 @@ async def _poll_feed(
             feed_tags=feed.tags,
         )
     except FeedParseError as exc:  # not a feed, over its parse budget, or its worker died
-        return await _record_failure(writer, settings, clock, feed, exc, fetched.status)
+        failed = await _record_failure(writer, settings, clock, feed, exc, fetched.status)
+        return replace(failed, status=fetched.status, fetch_seconds=fetch_seconds)
     for warning in parsed.warnings:
         log.warning("feed %s: %s", feed.url, warning, extra={"feed_url": feed.url})
     first_poll = feed.first_polled_at is None
@@ -356,7 +368,7 @@ async def _poll_feed(
         refresh_hint=hint,
     )
     saved = await writer.write(outcome)
-    return FeedReport(
+    return timed(
         feed.url,
         "updated",
         new_articles=saved.new_articles,

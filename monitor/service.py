@@ -24,6 +24,7 @@ from monitor.config import Settings
 from monitor.errors import ConfigError, MonitorError
 from monitor.feeds.catalog import load_feeds
 from monitor.feeds.fetch import Fetcher, FetchOptions
+from monitor.health import Health, assess
 from monitor.live_rules import LiveRules, snapshot
 from monitor.matching import RuleSet
 from monitor.metrics import Metrics
@@ -40,6 +41,7 @@ from monitor.store.store import Store
 log = logging.getLogger(__name__)
 
 RELOAD_INTERVAL_SECONDS = 5.0
+PRUNE_INTERVAL_SECONDS = 3600.0  # retention runs hourly, in bounded batches
 
 
 def build_sender(settings: Settings) -> AlertSender:
@@ -130,6 +132,10 @@ class Service:
         self._rules: LiveRules | None = None  # None: not started
         self._feeds_snapshot: dict[str, str] | None = None  # None: never synced
         self._reader: tuple[RuleSet, FeedReader] | None = None
+        self.started_at = datetime.now(UTC)
+        self.last_cycle_at: datetime | None = None  # when a poll cycle last finished
+        # Whether the jobs run; `run_forever` points it at its scheduler.
+        self.scheduler_running: Callable[[], bool] = lambda: False
 
     def start(self) -> None:
         """Load the rules and sync the feeds file; polls and reloads start it if nobody did.
@@ -150,20 +156,31 @@ class Service:
     def rules(self) -> LiveRules:
         return self._live_rules()
 
+    def health(self) -> Health:
+        """The verdict `/healthz` serves: the database answers, the jobs run, cycles finish."""
+        return assess(
+            datetime.now(UTC),
+            database_error=self.store.ping(),
+            scheduler_running=self.scheduler_running(),
+            started_at=self.started_at,
+            last_cycle_at=self.last_cycle_at,
+            stale_after=timedelta(seconds=self.settings.health_stale_after),
+        )
+
     def serve_metrics(self) -> None:
-        """Start the /metrics endpoint if MONITOR_METRICS_PORT is set."""
+        """Start the /metrics and /healthz endpoint if MONITOR_METRICS_PORT is set."""
         host, port = self.settings.metrics_host, self.settings.metrics_port
         if port is None:
             return
         try:
-            port = self.metrics.serve(host, port)
+            port = self.metrics.serve(host, port, self.health)
         except OSError as exc:
             raise ConfigError(
                 "MONITOR_METRICS_PORT",
                 f"cannot listen on {host}:{port} ({exc.strerror or exc});"
                 " choose a free port, or unset it to run without metrics",
             ) from exc
-        log.info("metrics on http://%s:%d/metrics", host, port)
+        log.info("metrics on http://%s:%d/metrics, health check at /healthz", host, port)
 
     def close(self) -> None:
         self.metrics.close()
@@ -210,6 +227,7 @@ class Service:
             stopping=self.stopping.is_set,
         )
         report = asyncio.run(cycle)
+        self.last_cycle_at = datetime.now(UTC)
         self.metrics.record_poll(report)
         self.metrics.record_feeds(self.store.feeds())
         for feed in report.feeds:
@@ -235,6 +253,22 @@ class Service:
         )
         self.metrics.record_delivery(report)
         return report
+
+    def prune(self) -> dict[str, int]:
+        """Remove what MONITOR_RETENTION no longer keeps; a no-op when retention is off."""
+        retention = self.settings.retention
+        if not retention:
+            return {}
+        cutoff = datetime.now(UTC) - timedelta(seconds=retention)
+        counts = self.store.prune(cutoff)
+        self.metrics.record_pruned(counts)
+        if counts["articles"]:
+            log.info(
+                "retention: removed %s older than %s (MONITOR_RETENTION)",
+                describe_pruned(counts),
+                cutoff.strftime("%Y-%m-%d %H:%M UTC"),
+            )
+        return counts
 
     def reload(self) -> None:
         self.rules.refresh()
@@ -265,6 +299,15 @@ def log_poll(report: PollReport) -> None:
         )
 
 
+def describe_pruned(counts: dict[str, int]) -> str:
+    """`3 articles, 2 matches, 2 deliveries`, for the log and `monitor db prune`."""
+    singular = {"articles": "article", "matches": "match", "deliveries": "delivery"}
+    return ", ".join(
+        f"{count} {table if count != 1 else singular.get(table, table)}"
+        for table, count in counts.items()
+    )
+
+
 def log_delivery(report: DeliveryReport) -> None:
     if report.sent or report.retrying or report.failed:
         log.info(
@@ -289,7 +332,7 @@ class Job:
 def job_table(service: Service, now: datetime) -> tuple[Job, ...]:
     """The poll, delivery and reload jobs, starting from ``now``; starts no scheduler."""
 
-    def job(work: Callable[[], None], what: str) -> Callable[[], None]:
+    def job(work: Callable[[], object], what: str) -> Callable[[], None]:
         # Expected failures (the database restarting, say) are one log line, not a
         # traceback; the next run retries, and leases bring back anything claimed.
         def run() -> None:
@@ -323,6 +366,13 @@ def job_table(service: Service, now: datetime) -> tuple[Job, ...]:
             RELOAD_INTERVAL_SECONDS,
             first_run=now + timedelta(seconds=RELOAD_INTERVAL_SECONDS),
         ),
+        Job(
+            "prune",
+            "remove what MONITOR_RETENTION no longer keeps",
+            job(service.prune, "retention"),
+            PRUNE_INTERVAL_SECONDS,
+            first_run=now + timedelta(seconds=60),
+        ),
     )
 
 
@@ -331,8 +381,12 @@ def run_forever(service: Service) -> None:
     from apscheduler.executors.pool import ThreadPoolExecutor as JobThreads
     from apscheduler.schedulers.blocking import BlockingScheduler
 
-    scheduler = BlockingScheduler(executors={"default": JobThreads(max_workers=3)}, timezone=UTC)
-    for job in job_table(service, datetime.now(UTC)):
+    jobs = job_table(service, datetime.now(UTC))
+    # A thread per job: a long poll cycle never delays delivery, reloads or retention.
+    scheduler = BlockingScheduler(
+        executors={"default": JobThreads(max_workers=len(jobs))}, timezone=UTC
+    )
+    for job in jobs:
         scheduler.add_job(
             job.run,
             "interval",
@@ -353,6 +407,7 @@ def run_forever(service: Service) -> None:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    service.scheduler_running = lambda: bool(scheduler.running)
     try:
         service.serve_metrics()
         scheduler.start()

@@ -58,3 +58,15 @@ def test_rules_are_mounted_read_only_and_built_from_the_repo_dockerfile():
     assert "./rules:/app/rules:ro" in monitor["volumes"]
     assert monitor["build"] == "."
     assert (ROOT / "Dockerfile").is_file()
+
+
+def test_several_workers_can_run_and_each_is_health_checked():
+    monitor = compose()["services"]["monitor"]
+    # `--scale` needs workers without a fixed host port or container name.
+    assert "ports" not in monitor and "container_name" not in monitor
+    assert monitor["deploy"]["replicas"] == "${MONITOR_WORKERS:-2}"
+    port = monitor["environment"]["MONITOR_METRICS_PORT"]
+    assert monitor["expose"] == [str(port)]
+    probe = " ".join(monitor["healthcheck"]["test"])
+    assert f"http://127.0.0.1:{port}/healthz" in probe
+    assert monitor["environment"]["MONITOR_METRICS_HOST"] == "0.0.0.0"

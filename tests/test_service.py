@@ -70,4 +70,5 @@ def test_the_job_table(store: Store):
         ("poll", 20, NOW, True, 1, 60),
         ("deliver", 7, NOW + timedelta(seconds=1), True, 1, 60),
         ("reload", 5, NOW + timedelta(seconds=5), True, 1, 60),
+        ("prune", 3600, NOW + timedelta(seconds=60), True, 1, 60),
     ]

@@ -93,6 +93,8 @@ feeds = Table(
     # The claim of one worker's cycle (issue #11): renewed while polled, cleared by its outcome.
     Column("leased_until", UTCDateTime, nullable=True),
     Column("leased_by", Text, nullable=True),
+    # The last poll that parsed a new document: articles it lacked have left the feed.
+    Column("last_changed_at", UTCDateTime, nullable=True),
     # Adaptive polling (issue #11), from the last parsed document; NULL: not known yet.
     Column("publish_gap", Float, nullable=True),  # median seconds between its items
     Column("refresh_hint", Float, nullable=True),  # its ttl / sy:updatePeriod, in seconds
@@ -115,6 +117,8 @@ articles = Table(
     Column("published", UTCDateTime, nullable=False),
     Column("dated", Boolean, nullable=False),
     Column("seen_at", UTCDateTime, nullable=False),
+    # Refreshed (at most daily) while the feed still carries it; NULL: not since seen_at.
+    Column("last_seen_at", UTCDateTime, nullable=True),
     UniqueConstraint("feed_id", "entry_id"),
     UniqueConstraint("link"),
     Index(None, "published"),

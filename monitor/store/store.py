@@ -15,7 +15,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
@@ -32,6 +32,7 @@ from sqlalchemy import (
     Select,
     Table,
     and_,
+    delete,
     func,
     literal,
     or_,
@@ -75,6 +76,14 @@ RETRY_ATTEMPTS = 5
 _RETRY_DELAY_S = 0.05
 _RETRY_MAX_DELAY_S = 1.0
 
+# How stale an article's last_seen_at may get while its feed still carries it: a changed
+# feed refreshes it at most this often, so keeping track costs a write a day, not a poll.
+SEEN_REFRESH = timedelta(days=1)
+PRUNE_BATCH = 1_000  # articles removed per transaction: locks stay short
+MAX_PRUNE_BATCHES = 10_000  # a bound on one run; the next run goes on
+# Deliveries that will never be attempted again; an article with any other keeps its rows.
+FINAL_DELIVERY_STATES = ("sent", "failed", "expired")
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -103,6 +112,8 @@ class FeedState:
     not_found_count: int = 0  # consecutive 404s
     attention: str | None = None  # why the feed needs a person (410, repeated 404s)
     leased_until: datetime | None = None  # a worker's cycle holds the feed until then
+    # Set by a claim that found another cycle's lease run out: that worker stopped or stalled.
+    taken_over: bool = False
     publish_gap: float | None = None  # median seconds between items of its last document
     refresh_hint: float | None = None  # seconds its document's ttl / sy:update* asks for
 
@@ -420,7 +431,7 @@ class Store:
         else:
             scheduled = or_(feeds.c.next_poll_at.is_(None), feeds.c.next_poll_at <= cutoff)
         due = (
-            select(feeds.c.id)
+            select(feeds.c.id, feeds.c.leased_until)
             .where(
                 feeds.c.active,
                 or_(feeds.c.leased_until.is_(None), feeds.c.leased_until <= now),
@@ -430,14 +441,23 @@ class Store:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        claim = (
-            update(feeds)
-            .where(feeds.c.id.in_(due))
-            .values(leased_until=now + lease, leased_by=owner)
-            .returning(*feeds.c)
-        )
-        rows = self._run(lambda connection: connection.execute(claim).all(), write=True)
-        return sorted((_feed_state(row) for row in rows), key=lambda state: state.url)
+
+        def take(connection: Connection) -> list[FeedState]:
+            # A cycle clears its leases when it writes or gives back a feed, so a lease still
+            # set here ran out in the hands of a worker that died or stalled.
+            found = connection.execute(due).all()
+            expired = {row.id for row in found if row.leased_until is not None}
+            claim = (
+                update(feeds)
+                .where(feeds.c.id.in_([row.id for row in found]))
+                .values(leased_until=now + lease, leased_by=owner)
+                .returning(*feeds.c)
+            )
+            rows = connection.execute(claim).all() if found else []
+            return [replace(_feed_state(row), taken_over=row.id in expired) for row in rows]
+
+        states = self._run(take, write=True)
+        return sorted(states, key=lambda state: state.url)
 
     def renew_leases(self, urls: Sequence[str], now: datetime, lease: timedelta, owner: str) -> int:
         """Extend `owner`'s leases on `urls` to now+lease; returns how many it still held."""
@@ -482,6 +502,70 @@ class Store:
         )
         rows = self._run(lambda connection: connection.execute(counts).all())
         return {url: count / days for url, count in rows}
+
+    def ping(self) -> str | None:
+        """None if the database answers a query now, else why not. One try, no retries: a
+        health probe wants the present, and must answer fast."""
+        try:
+            with self._engine.connect() as connection:
+                connection.execute(select(1))
+        except DBAPIError as exc:
+            return shorten(str(wrap_error(self._url, exc, 1)))
+        return None
+
+    # -- retention ------------------------------------------------------------------------
+
+    def prune(self, cutoff: datetime, *, dry_run: bool = False) -> dict[str, int]:
+        """Remove articles not seen since `cutoff`, with their matches and deliveries.
+
+        Kept whatever their age: an article its feed may still carry (only a removed feed,
+        or one that changed after `cutoff` + SEEN_REFRESH without it, lets it go: else a
+        prune would make the next poll alert on it as new), and one with a delivery still
+        to make. Removes in bounded batches; returns the rows removed (or, with `dry_run`,
+        that would be) per table.
+        """
+        seen = func.coalesce(articles.c.last_seen_at, articles.c.seen_at)
+        unfinished = select(deliveries.c.id).where(
+            deliveries.c.article_id == articles.c.id,
+            deliveries.c.status.not_in(FINAL_DELIVERY_STATES),
+        )
+        prunable = (
+            select(articles.c.id)
+            .join(feeds, feeds.c.id == articles.c.feed_id)
+            .where(
+                seen < cutoff,
+                or_(~feeds.c.active, feeds.c.last_changed_at > cutoff + SEEN_REFRESH),
+                ~unfinished.exists(),
+            )
+            .order_by(articles.c.id)
+        )
+        counts = {"articles": 0, "matches": 0, "deliveries": 0}
+
+        def batch(connection: Connection, after: int) -> tuple[list[int], dict[str, int]]:
+            ids = list(
+                connection.execute(
+                    prunable.where(articles.c.id > after).limit(PRUNE_BATCH)
+                ).scalars()
+            )
+            found = {"articles": len(ids)}
+            for table in (matches, deliveries):
+                count = select(func.count()).select_from(table)
+                found[table.name] = connection.execute(
+                    count.where(table.c.article_id.in_(ids))
+                ).scalar_one()
+            if ids and not dry_run:  # matches and deliveries go with them (ON DELETE CASCADE)
+                connection.execute(delete(articles).where(articles.c.id.in_(ids)))
+            return ids, found
+
+        last = 0
+        for _ in range(MAX_PRUNE_BATCHES):
+            ids, found = self._run(partial(batch, after=last), write=not dry_run)
+            for table, count in found.items():
+                counts[table] += count
+            if len(ids) < PRUNE_BATCH:
+                break
+            last = ids[-1]
+        return counts
 
     # -- polls ----------------------------------------------------------------------------
 
@@ -774,6 +858,8 @@ def _fetch_state(outcome: PollOutcome) -> dict[str, Any]:
     if outcome.moved_to is not None:  # moved back to the feeds-file URL: no move to show
         state["fetch_url"] = None if outcome.moved_to == outcome.feed_url else outcome.moved_to
     state["last_success_at"] = outcome.polled_at
+    if outcome.articles:  # a new document was parsed: what it lacks, the feed dropped
+        state["last_changed_at"] = outcome.polled_at
     state["first_polled_at"] = func.coalesce(
         feeds.c.first_polled_at, literal(outcome.polled_at, UTCDateTime())
     )
@@ -795,6 +881,7 @@ def _record(connection: Connection, outcome: PollOutcome) -> PollSaved:
         )
     # Updating the feed row first also serialises concurrent polls of one feed.
     connection.execute(update(feeds).where(feeds.c.id == feed_id).values(_fetch_state(outcome)))
+    _refresh_seen(connection, feed_id, outcome)
     fresh = _unseen(connection, feed_id, outcome.articles)
     if not fresh:
         return PollSaved(0, 0, 0)
@@ -824,6 +911,19 @@ def _record(connection: Connection, outcome: PollOutcome) -> PollSaved:
     if delivery_rows:
         connection.execute(deliveries.insert(), delivery_rows)
     return PollSaved(len(stored), len(match_rows), len(delivery_rows), held_back)
+
+
+def _refresh_seen(connection: Connection, feed_id: int, outcome: PollOutcome) -> None:
+    """Mark the stored articles this fetch still carries as seen, at most once a
+    SEEN_REFRESH each, so retention keeps what dedupe still needs."""
+    stale = outcome.polled_at - SEEN_REFRESH
+    seen = func.coalesce(articles.c.last_seen_at, articles.c.seen_at)
+    for chunk in _chunks(sorted({article.entry_id for article, _ in outcome.articles})):
+        connection.execute(
+            update(articles)
+            .where(articles.c.feed_id == feed_id, articles.c.entry_id.in_(chunk), seen < stale)
+            .values(last_seen_at=outcome.polled_at)
+        )
 
 
 def _first_per_rule(found: Sequence[Match]) -> list[Match]:
