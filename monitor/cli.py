@@ -579,10 +579,11 @@ def write_feeds_file(settings: Settings, path: Path, text: str) -> tuple[FeedSpe
     from monitor.feeds.catalog import load_feeds
 
     draft = path.with_name(f".{path.name}.{os.getpid()}.new")
+    drafted = False
     try:
         draft.write_text(text, encoding="utf-8")
-        if path.exists():
-            shutil.copymode(path, draft)
+        drafted = True
+        shutil.copymode(path, draft)
         try:
             written = load_feeds(draft)
         except ConfigError as exc:  # a bug if ever: the edit made the file invalid
@@ -590,8 +591,13 @@ def write_feeds_file(settings: Settings, path: Path, text: str) -> tuple[FeedSpe
                 "MONITOR_FEEDS", f"{path}: not changed, the edit would break it: {exc}"
             ) from exc
         os.replace(draft, path)
+    except OSError as exc:
+        raise ConfigError(
+            "MONITOR_FEEDS", f"cannot write {path} ({exc.strerror}); check its folder's permissions"
+        ) from exc
     finally:
-        draft.unlink(missing_ok=True)
+        if drafted:
+            draft.unlink(missing_ok=True)  # gone already once it replaced the file
     try:
         with open_store(settings) as store:
             store.sync_feeds(written, datetime.now(UTC))

@@ -151,6 +151,20 @@ def test_a_missing_or_broken_feeds_file_is_named_and_left_alone(env, tmp_path):
     assert feeds_text(env) == broken
 
 
+def test_a_feeds_file_that_cannot_be_written_is_named_and_kept(env):
+    # The draft beside the file is where the new text goes first: a folder in its place makes
+    # the write fail, as a read-only folder would for a user who is not root.
+    feeds = Path(env["MONITOR_FEEDS"])
+    (feeds.parent / f".{feeds.name}.{os.getpid()}.new").mkdir()
+    result = invoke("feeds", "add", "https://x.example/feed", env=env)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: MONITOR_FEEDS: cannot write {feeds} (Is a directory); "
+        "check its folder's permissions\n"
+    )
+    assert feeds_text(env) == FEEDS
+
+
 def test_import_reads_a_readers_nested_export_categories_become_tags(env):
     result = invoke("feeds", "import", str(DATA / "reader-export.opml"), env=env)
     assert result.exit_code == 0, result.output
