@@ -333,13 +333,19 @@ async def _poll_feed(
         last_modified=fetched.last_modified,
         moved_to=fetched.moved_to,
     )
-    unchanged = partial(success, next_poll_at=next_at(feed.publish_gap, feed.refresh_hint))
+
+    def unchanged(digest: str | None) -> PollOutcome:
+        """Nothing new to learn the pace from: the stored pace sets the next poll."""
+        return success(
+            next_poll_at=next_at(feed.publish_gap, feed.refresh_hint), body_digest=digest
+        )
+
     if fetched.body is None:
-        await writer.write(unchanged(body_digest=feed.body_digest))
+        await writer.write(unchanged(feed.body_digest))
         return timed(feed.url, "not-modified")
     digest = body_digest(fetched.body)
     if digest == feed.body_digest:
-        await writer.write(unchanged(body_digest=digest))
+        await writer.write(unchanged(digest))
         return timed(feed.url, "unchanged")
     try:
         parsed, matched = await reader.read(

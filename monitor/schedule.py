@@ -146,9 +146,10 @@ def poll_interval(
     Half the publishing ``gap`` (so a new item waits half a gap on average), else the feed's
     ``configured`` interval, else ``default`` (MONITOR_POLL_INTERVAL); never sooner than a
     publisher's ``hints``; at least the configured interval if the operator set one, else
-    ``bounds.minimum``; at most ``bounds.maximum`` (or the configured interval, if longer).
+    ``bounds.minimum`` (or ``default``, if lower: an operator who polls every feed every
+    minute chose that too); at most ``bounds.maximum`` (or the configured interval, if longer).
     """
-    floor = configured if configured is not None else bounds.minimum
+    floor = configured if configured is not None else min(bounds.minimum, default)
     ceiling = max(bounds.maximum, floor)
     seconds = gap / 2 if gap is not None else (configured or default)
     seconds = max(seconds, floor, *(hint for hint in hints if hint is not None))

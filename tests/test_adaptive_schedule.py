@@ -100,3 +100,15 @@ def test_freshness_reads_max_age_then_expires(headers, expected):
 )
 def test_poll_interval_follows_the_pace_within_bounds(configured, gap, hints, expected):
     assert poll_interval(BOUNDS, DEFAULT, configured=configured, gap=gap, hints=hints) == expected
+
+
+@pytest.mark.parametrize(
+    ("gap", "expected"),
+    [
+        (None, 60.0),  # MONITOR_POLL_INTERVAL=60 is the operator's choice for every feed
+        (60.0, 60.0),  # and the floor then, below the 2 minute minimum
+        (3600.0, 1800.0),  # a feed that publishes hourly still waits half an hour
+    ],
+)
+def test_a_global_interval_below_the_minimum_is_the_floor(gap, expected):
+    assert poll_interval(BOUNDS, 60.0, gap=gap) == expected
