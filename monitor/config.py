@@ -28,6 +28,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 
@@ -106,6 +107,24 @@ class Settings(BaseModel):
     )
     poll_interval: Seconds = _setting(
         300.0, "MONITOR_POLL_INTERVAL", "seconds between polls of a feed", ge=10, le=86400 * 7
+    )
+    min_interval: Seconds = _setting(
+        120.0,
+        "MONITOR_MIN_INTERVAL",
+        "shortest adaptive interval of a feed without its own interval",
+        ge=10,
+        le=86400 * 7,
+    )
+    max_interval: Seconds = _setting(
+        4 * 3600.0,
+        "MONITOR_MAX_INTERVAL",
+        "longest adaptive interval: a quiet feed, or one whose host asks for more, waits no longer",
+        ge=10,
+        le=86400 * 7,
+        validate_default=True,  # checked against MONITOR_MIN_INTERVAL even when unset
+    )
+    per_host: int = _setting(
+        4, "MONITOR_PER_HOST", "feeds fetched at once from one host", ge=1, le=1000
     )
     poll_tick: Seconds = _setting(
         30.0, "MONITOR_POLL_TICK", "seconds between checks for due feeds", ge=1, le=3600
@@ -277,6 +296,16 @@ class Settings(BaseModel):
         if value.lower() not in {"text", "json"}:
             raise ValueError("must be text or json")
         return value.lower()
+
+    @field_validator("max_interval")
+    @classmethod
+    def _not_below_minimum(cls, value: float, info: ValidationInfo) -> float:
+        minimum = info.data.get("min_interval")
+        if minimum is not None and value < minimum:
+            raise ValueError(
+                f"is below MONITOR_MIN_INTERVAL ({minimum:g}s); raise it or lower the minimum"
+            )
+        return value
 
     @property
     def slack_configured(self) -> bool:
