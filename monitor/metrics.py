@@ -11,11 +11,12 @@ registry, so two services in one process (as in tests) never share counts.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
+from monitor.digest import DigestReport
 from monitor.matching import RuleLoad
 from monitor.pipeline import DeliveryReport, PollReport
 from monitor.store.store import FeedState
@@ -68,6 +69,21 @@ class Metrics:
             "Active feeds fetched from where a permanent redirect moved them",
             registry=self.registry,
         )
+        self.held_matches = Gauge(
+            "monitor_held_matches",
+            "Matches held back from an immediate alert, by reason (digest, silence, quiet,"
+            " throttle) and state (waiting, or released in a summary or as an alert)",
+            ["reason", "state"],
+            registry=self.registry,
+        )
+        self.digests = Counter(
+            "monitor_digests",
+            "Digests and summaries by outcome: sent, retrying or failed",
+            ["outcome"],
+            registry=self.registry,
+        )
+        for outcome in DELIVERY_OUTCOMES:
+            self.digests.labels(outcome)
         for health in FEED_HEALTH:
             self.feeds.labels(health)
         for outcome in FEED_OUTCOMES:  # every series exists from the start, at zero
@@ -99,6 +115,15 @@ class Metrics:
         self.alert_deliveries.labels("sent").inc(report.sent)
         self.alert_deliveries.labels("retrying").inc(report.retrying)
         self.alert_deliveries.labels("failed").inc(report.failed)
+
+    def record_holds(self, counts: Mapping[tuple[str, str], int]) -> None:
+        for (reason, state), count in counts.items():
+            self.held_matches.labels(reason, state).set(count)
+
+    def record_digests(self, report: DigestReport) -> None:
+        self.digests.labels("sent").inc(report.sent)
+        self.digests.labels("retrying").inc(report.retrying)
+        self.digests.labels("failed").inc(report.failed)
 
     def serve(self, host: str, port: int) -> int:
         """Serve /metrics on host:port in a daemon thread; return the port (0 picks one)."""
