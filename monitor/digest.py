@@ -164,7 +164,8 @@ def _intro(digest: PendingDigest, rules: dict[str, tuple[str, int]], stories: in
     count = _plural(len(digest.items), "match", "matches")
     told = _plural(stories, "story", "stories")
     if digest.kind == "throttle":
-        lead = f"…and {count} more this hour (over the hourly limit), in {told}"
+        more = "more match" if len(digest.items) == 1 else "more matches"
+        lead = f"…and {len(digest.items)} {more} this hour (over the hourly limit), in {told}"
     elif digest.kind == "quiet":
         lead = f"{count} held during quiet hours, in {told}"
     else:

@@ -152,6 +152,16 @@ class DeliverySpec(_Model):
         return value
 
 
+def _delivery_kind(value: Any) -> str:
+    return "mapping" if isinstance(value, dict) else "word"
+
+
+DeliveryChoice = Annotated[
+    Annotated[Literal["immediate"], Tag("word")] | Annotated[DeliverySpec, Tag("mapping")],
+    Discriminator(_delivery_kind),
+]
+
+
 class RuleSpec(_Model):
     """One rule as written in a rule file."""
 
@@ -173,9 +183,19 @@ class RuleSpec(_Model):
     sources: SourceFilters = Field(default_factory=SourceFilters)
     languages: list[Text] = Field(default_factory=list)
     examples: Examples = Field(default_factory=Examples)
-    delivery: Literal["immediate"] | DeliverySpec = Field(
+    delivery: DeliveryChoice = Field(
         "immediate", description="immediate (default) or a mapping with a digest schedule"
     )
+
+    @field_validator("delivery", mode="before")
+    @classmethod
+    def _delivery_word(cls, value: Any) -> Any:
+        if isinstance(value, str) and value != "immediate":
+            raise ValueError(
+                f"must be immediate or a mapping such as {{digest: '0 9 * * mon-fri'}} "
+                f"(got {value!r})"
+            )
+        return value
 
     @field_validator("channel", "owner", "condition", "delivery", mode="before")
     @classmethod
