@@ -584,8 +584,7 @@ def matches_list(app: AppContext, limit: int, since: timedelta | None) -> None:
         if row.hold is not None and not (row.hold.released and row.hold.digest_id is None):
             state = str(row.hold)  # queued after quiet hours: the alert's own state tells
         click.echo(
-            f"{format_time(row.created_at)}  {row.match.severity:<8} {row.match.rule_id}  "
-            f"[{state}]"
+            f"{format_time(row.created_at)}  {row.match.severity:<8} {row.match.rule_id}  [{state}]"
         )
         click.echo(f"    {row.article.title}")
         if row.article.link:

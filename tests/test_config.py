@@ -115,8 +115,8 @@ KNOWN_KEYS = (
     "connect_timeout, database_url, delivery_batch, delivery_interval, feed_deadline, feeds, "
     "lease, log_format, log_level, max_feed_bytes, max_redirects, metrics_host, metrics_port, "
     "ops_channel, parse_cpu_limit, parse_timeout, parse_workers, poll_interval, poll_tick, "
-    "quiet_hours, read_timeout, rules, slack_api_url, slack_bot_token, slack_channel, slack_max_retries, "
-    "slack_max_retry_wait, slack_webhook_url, user_agent"
+    "quiet_hours, read_timeout, rules, slack_api_url, slack_bot_token, slack_channel, "
+    "slack_max_retries, slack_max_retry_wait, slack_webhook_url, user_agent"
 )
 
 
