@@ -22,7 +22,7 @@ from types import FrameType
 
 from monitor.config import Settings
 from monitor.digest import DigestReport, send_digests
-from monitor.digest_schedule import digest_trigger
+from monitor.digest_schedule import digest_trigger, next_digest_at
 from monitor.errors import ConfigError, MonitorError
 from monitor.feeds.catalog import load_feeds
 from monitor.feeds.fetch import Fetcher, FetchOptions
@@ -343,6 +343,10 @@ class Job:
     misfire_grace_time: float = 60  # seconds late a run may still start
 
 
+def format_utc(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else "never"
+
+
 # A digest that could not start on time (a busy executor) still goes within the hour.
 DIGEST_MISFIRE_GRACE = 3600
 
@@ -419,9 +423,10 @@ def run_forever(service: Service) -> None:
             if rule_id in scheduled:
                 continue
             send = job_runner(partial(service.send_digest, rule_id), f"digest of {rule_id}")
+            trigger = digest_trigger(crontab, zone)
             scheduler.add_job(
                 send,
-                digest_trigger(crontab, zone),
+                trigger,
                 id=f"digest:{rule_id}",
                 name=f"digest of rule {rule_id} ({crontab} {zone})",
                 coalesce=True,
@@ -429,6 +434,13 @@ def run_forever(service: Service) -> None:
                 misfire_grace_time=DIGEST_MISFIRE_GRACE,
             )
             scheduled[rule_id] = (crontab, zone)
+            log.info(
+                "digest of rule %s on %r (%s): next at %s",
+                rule_id,
+                crontab,
+                zone,
+                format_utc(next_digest_at(trigger, datetime.now(UTC))),
+            )
 
     sync_digests()
     scheduler.add_job(

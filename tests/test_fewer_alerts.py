@@ -52,6 +52,9 @@ rules:
 """
 
 
+HOSTILE = "<!here> Facial recognition & <http://evil.example|Reuters> `x`"
+
+
 def rss(items: list[tuple[str, str, datetime]]) -> str:
     entries = "".join(
         f"<item><title>{escape(title)}</title><link>https://news.example/{guid}</link>"
@@ -67,7 +70,8 @@ def rss(items: list[tuple[str, str, datetime]]) -> str:
 
 @pytest.fixture
 def env(tmp_path, feed_server, slack_server, database_url) -> dict[str, str]:
-    """60 stories: 40 for the digest rule (20 headlines, each twice), 5 bans, 15 neither."""
+    """61 stories: 41 for the digest rule (a hostile one and 20 headlines, each twice),
+    5 bans and 15 for neither rule."""
     now = datetime.now(UTC)
     items = [
         (f"Facial recognition story {n % 20:02d}", f"f{n}", now - timedelta(minutes=60 - n))
@@ -82,6 +86,8 @@ def env(tmp_path, feed_server, slack_server, database_url) -> dict[str, str]:
         for n in range(5)
     ]
     items += [(f"Weather {n}", f"w{n}", now - timedelta(minutes=30)) for n in range(15)]
+    # In the same cycle, a hostile headline for the digest: shown as text, pinging nobody.
+    items.append((HOSTILE, "evil", now - timedelta(minutes=120)))
     feed_server.add("/news.xml", rss(items))
     (tmp_path / "feeds.yaml").write_text(
         f"feeds:\n  - url: {feed_server.url('/news.xml')}\n    name: Local news\n"
@@ -115,9 +121,9 @@ def test_digest_matches_wait_for_digest_send_and_go_once_grouped(env, slack_serv
 
     assert polled.exit_code == 0, polled.output
     assert polled.stdout.splitlines() == [
-        "polled 1 feeds (1 updated, 0 unchanged, 0 failed): 60 new articles, 45 matches; "
+        "polled 1 feeds (1 updated, 0 unchanged, 0 failed): 61 new articles, 46 matches; "
         "alerts: 5 sent, 0 to retry, 0 failed",
-        "40 matches wait for a digest; poll --once sends no digests: "
+        "41 matches wait for a digest; poll --once sends no digests: "
         "`monitor digest send` sends them",
     ]
     assert [m.channel for m in slack_server.messages] == ["C0ALERTS"] * 5  # the bans only
@@ -126,14 +132,19 @@ def test_digest_matches_wait_for_digest_send_and_go_once_grouped(env, slack_serv
 
     sent = cli(env, "digest", "send")
 
-    assert sent.stdout == "digests: 1 sent (40 matches), 0 to retry, 0 failed\n"
+    assert sent.stdout == "digests: 1 sent (41 matches), 0 to retry, 0 failed\n"
     digest = slack_server.messages[-1]
     assert (digest.channel, len(slack_server.messages)) == ("C0NEWS", 6)
     body = texts(digest)
     assert digest.blocks[0]["text"]["text"] == "Digest: Facial recognition, daily digest"
-    assert "40 matches since the last digest, in 20 stories" in body
+    assert "41 matches since the last digest, in 21 stories" in body
     lines = [line for line in body.splitlines() if line.startswith("• ")]
-    assert lines == [
+    assert lines[0] == (
+        "• <https://news.example/evil|&lt;!here&gt; Facial recognition &amp; "
+        "&lt;http://evil.example|Reuters&gt; `x`> — Local news"
+    )
+    assert "<!here>" not in body and "<http://evil" not in body
+    assert lines[1:] == [
         f"• <https://news.example/f{n}|Facial recognition story {n:02d}> — Local news · 2 articles"
         for n in range(20)
     ]  # each story once, linked to its first article, in published order
@@ -142,7 +153,7 @@ def test_digest_matches_wait_for_digest_send_and_go_once_grouped(env, slack_serv
     assert again.stdout == "no matches wait for a digest\n"
     assert len(slack_server.messages) == 6
     listed = cli(env, "matches", "list", "--limit", "100").stdout
-    assert listed.count("fr-digest  [in digest #1: sent]") == 40
+    assert listed.count("fr-digest  [in digest #1: sent]") == 41
     assert listed.count("ban  [sent]") == 5
 
 
@@ -177,7 +188,7 @@ def test_a_silence_holds_its_matches_counts_them_and_ends(env, slack_server):
     polled = cli(env, "poll", "--once")
 
     assert polled.stdout.startswith(
-        "polled 1 feeds (1 updated, 0 unchanged, 0 failed): 60 new articles, 45 matches; "
+        "polled 1 feeds (1 updated, 0 unchanged, 0 failed): 61 new articles, 46 matches; "
         "alerts: 0 sent"
     )
     assert slack_server.messages == ()
@@ -393,8 +404,9 @@ def test_monitor_run_sends_a_digest_on_its_cron_schedule(tmp_path, env, slack_se
         _, stderr = process.communicate(timeout=60)
     digests = [m for m in slack_server.messages if m.channel == "C0NEWS"]
     assert len(digests) == 1, stderr
-    assert "40 matches since the last digest, in 20 stories" in texts(digests[0])
+    assert "41 matches since the last digest, in 21 stories" in texts(digests[0])
     assert sum(m.channel == "C0ALERTS" for m in slack_server.messages) == 5
+    assert "digest of rule fr-digest on '* * * * *' (Europe/Berlin): next at " in stderr
 
 
 def test_held_matches_are_counted_in_the_metrics(env, slack_server):
@@ -409,7 +421,7 @@ def test_held_matches_are_counted_in_the_metrics(env, slack_server):
         service.poll()
         service.deliver()
         sample = service.metrics.registry.get_sample_value
-        assert sample("monitor_held_matches", {"reason": "digest", "state": "waiting"}) == 40
+        assert sample("monitor_held_matches", {"reason": "digest", "state": "waiting"}) == 41
         assert sample("monitor_held_matches", {"reason": "throttle", "state": "waiting"}) == 0
         service.send_digest()
         assert sample("monitor_digests_total", {"outcome": "sent"}) == 1
@@ -435,3 +447,42 @@ def test_quiet_hours_read_from_the_environment_or_a_config_table(tmp_path):
     assert str(caught.value).startswith(
         "MONITOR_QUIET_HOURS: #news: 'Europe/Lundon' is not a time zone; use an IANA name"
     )
+
+
+def test_a_held_rule_is_not_shown_in_another_rules_alert_of_the_same_article(store, slack_server):
+    now = datetime.now(UTC)
+    hit = TermHit("flood", "title", "Flood", 0, 5)
+    article = Article(FEED.url, "urn:both", "Flood and fire", now, "https://news.example/both")
+    both = (
+        Match("digest", "Digest", "low", "#news", (hit,)),
+        Match("fire", "Fire", "high", "#news", (hit,)),
+    )
+    store.use_policy(DeliveryPolicy(digest_rules=frozenset({"digest"})))
+    store.record_poll(
+        PollOutcome(FEED.url, now, now + timedelta(minutes=5), 200, articles=((article, both),))
+    )
+
+    assert deliver(store, slack_server).sent == 1
+    alert = texts(slack_server.messages[0])
+    assert "`fire`" in alert and "`digest`" not in alert
+    assert store.bundle_digests(now) == 1
+    assert send_digests(store, bot(slack_server), default_channel=None).matches == 1
+    assert "Flood and fire" in texts(slack_server.messages[1])
+
+
+def test_workers_bundling_at_the_same_time_take_each_match_once(database_url, store):
+    from concurrent.futures import ThreadPoolExecutor
+
+    store.use_policy(DeliveryPolicy(digest_rules=frozenset({"flood"})))
+    record(store, 120, "#news")
+    workers = [Store.open(database_url) for _ in range(4)]
+    try:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            made = list(pool.map(lambda w: w.bundle_digests(datetime.now(UTC)), workers))
+    finally:
+        for worker in workers:
+            worker.close()
+
+    assert sum(made) == 1
+    assert store.digest_counts() == {"pending": 1}
+    assert store.hold_counts()[("digest", "released")] == 120

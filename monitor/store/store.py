@@ -595,13 +595,7 @@ class Store(HoldStore):
                         deliveries.c.channel == func.coalesce(matches.c.channel, DEFAULT_CHANNEL),
                     ),
                 )
-                .outerjoin(
-                    holds,
-                    and_(
-                        holds.c.article_id == matches.c.article_id,
-                        holds.c.rule_id == matches.c.rule_id,
-                    ),
-                )
+                .outerjoin(holds, _hold_of_match)
                 .outerjoin(digests, digests.c.id == holds.c.digest_id)
             )
             .order_by(matches.c.created_at.desc(), matches.c.id.desc())
@@ -660,7 +654,8 @@ class Store(HoldStore):
                     by_id[row.id] = _article(row)
                 for row in connection.execute(
                     select(matches.c.article_id, *_MATCH_COLUMNS)
-                    .where(matches.c.article_id.in_(chunk))
+                    .select_from(matches.outerjoin(holds, _hold_of_match))
+                    .where(matches.c.article_id.in_(chunk), _alerts_now)
                     .order_by(matches.c.id)
                 ):
                     key = (row.article_id, _delivery_channel(row.channel))
@@ -747,6 +742,16 @@ class Store(HoldStore):
         counts = select(deliveries.c.status, func.count()).group_by(deliveries.c.status)
         rows = self._run(lambda connection: connection.execute(counts).all())
         return {status: count for status, count in rows}
+
+
+# A match an alert shows: not held, or held through quiet hours and then queued as an alert.
+# A match held for a digest, a summary or by a silence is not shown in another rule's alert.
+_hold_of_match = and_(
+    holds.c.article_id == matches.c.article_id, holds.c.rule_id == matches.c.rule_id
+)
+_alerts_now = or_(
+    holds.c.id.is_(None), and_(holds.c.released_at.is_not(None), holds.c.digest_id.is_(None))
+)
 
 
 def _hold_state(row: Row[*tuple[Any, ...]]) -> HoldState | None:
