@@ -270,6 +270,7 @@ class Service:
         )
         self.metrics.record_delivery(report)
         self.send_digests()
+        self.metrics.record_holds(self.store.hold_counts())
         return report
 
     def send_digest(self, rule_id: str | None = None) -> DigestReport:
@@ -341,10 +342,6 @@ class Job:
     coalesce: bool = True  # runs missed while one was running become one run
     max_instances: int = 1
     misfire_grace_time: float = 60  # seconds late a run may still start
-
-
-def format_utc(moment: datetime | None) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else "never"
 
 
 # A digest that could not start on time (a busy executor) still goes within the hour.
@@ -439,7 +436,7 @@ def run_forever(service: Service) -> None:
                 rule_id,
                 crontab,
                 zone,
-                format_utc(next_digest_at(trigger, datetime.now(UTC))),
+                next_digest_at(trigger, datetime.now(UTC)),
             )
 
     sync_digests()

@@ -37,12 +37,13 @@ def rule_file(tmp_path: Path, delivery: str) -> Path:
 def test_a_digest_schedule_in_a_time_zone_is_loaded(tmp_path):
     path = rule_file(
         tmp_path,
-        "    delivery:\n      digest: '0 9 * * mon-fri'\n      timezone: Europe/Berlin\n"
-        "      max_per_hour: 5\n",
+        "    delivery:\n      digest: '0 9 * * mon-fri'\n      timezone: Europe/Berlin\n",
     )
     loaded = load_rules(path)
     assert loaded.problems == ()
-    assert loaded.ruleset.rules[0].delivery == Delivery("0 9 * * mon-fri", "Europe/Berlin", 5)
+    assert loaded.ruleset.rules[0].delivery == Delivery("0 9 * * mon-fri", "Europe/Berlin")
+    limited = load_rules(rule_file(tmp_path, "    delivery: {max_per_hour: 5}\n"))
+    assert limited.ruleset.rules[0].delivery == Delivery(max_per_hour=5)
 
 
 def test_immediate_is_the_default_and_can_be_written(tmp_path):
@@ -76,6 +77,11 @@ def test_immediate_is_the_default_and_can_be_written(tmp_path):
         (
             "    delivery:\n      digets: '0 9 * * *'\n",
             "rules.yaml:7:7: unknown key 'digets' (did you mean 'digest'?)",
+        ),
+        (
+            "    delivery:\n      digest: '0 9 * * *'\n      max_per_hour: 3\n",
+            "rules.yaml:7:7: delivery has both digest and max_per_hour: a digest rule sends no "
+            "immediate alerts to limit; remove one",
         ),
         (
             "    delivery: daily\n",

@@ -151,6 +151,15 @@ class DeliverySpec(_Model):
         check_timezone(value)
         return value
 
+    @model_validator(mode="after")
+    def _limit_without_digest(self) -> DeliverySpec:
+        if self.digest is not None and self.max_per_hour is not None:
+            raise ValueError(
+                "has both digest and max_per_hour: a digest rule sends no immediate alerts "
+                "to limit; remove one"
+            )
+        return self
+
 
 def _delivery_kind(value: Any) -> str:
     return "mapping" if isinstance(value, dict) else "word"
