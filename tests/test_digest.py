@@ -272,3 +272,25 @@ def test_the_gate_holds_digests_then_silences_then_quiet_hours_then_limits():
     assert decide(policy, Recent(channel=29), "a").alert == (match("a"),)
     unlimited = DeliveryPolicy(channel_max_per_hour=None)
     assert decide(unlimited, Recent(channel=10_000), "a").alert == (match("a"),)
+
+
+@pytest.mark.parametrize(
+    ("criteria", "covered"),
+    [
+        ({"rule_id": "fr"}, True),
+        ({"rule_id": "other"}, False),
+        ({"feed_url": "https://a.example/rss"}, True),
+        ({"feed_url": "https://b.example/rss"}, False),
+        ({"domain": "example.org"}, True),  # the link is on a subdomain
+        ({"domain": "ample.org"}, False),  # a suffix that is not a parent domain
+        ({"channel": "news"}, True),  # as rules write it, with or without '#'
+        ({"channel": "#alerts"}, False),
+        ({"rule_id": "fr", "channel": "#alerts"}, False),  # every criterion must hold
+        ({"rule_id": "fr", "domain": "www.example.org", "channel": "#NEWS"}, True),
+    ],
+)
+def test_a_silence_covers_what_every_criterion_names(criteria, covered):
+    silence = Silence(1, "why", NOW, NOW + timedelta(hours=1), **criteria)
+    link = "https://www.news.example.org/story"
+    assert silence.covers("fr", "https://a.example/rss", link, "#news") is covered
+    assert silence.active(NOW) and not silence.active(NOW + timedelta(hours=1))

@@ -281,6 +281,15 @@ def headlines(server: SlackServer) -> list[str]:
     return found
 
 
+def hold_states(store: Store) -> dict[str, int]:
+    """How `monitor matches list` shows the held matches: state -> how many."""
+    states: dict[str, int] = {}
+    for row in store.recent_matches(limit=1000):
+        if row.hold is not None:
+            states[str(row.hold)] = states.get(str(row.hold), 0) + 1
+    return states
+
+
 def test_over_the_default_hourly_limit_the_rest_go_in_one_summary(store, slack_server):
     slack_server.limit_rate(per_second=20, burst=3)
     store.use_policy(DeliveryPolicy())  # the shipped defaults: 30 alerts an hour a channel
@@ -292,6 +301,7 @@ def test_over_the_default_hourly_limit_the_rest_go_in_one_summary(store, slack_s
     assert (report.sent, report.retrying, report.failed) == (33, 0, 0)
     assert slack_server.rate_limited == 0
     assert store.hold_counts()[("throttle", "waiting")] == 50
+    assert hold_states(store) == {"held: over the hourly limit": 50}
     assert store.release_held(datetime.now(UTC)) == (0, 0)  # not before the hour is over
     assert store.release_held(datetime.now(UTC) + timedelta(hours=1)) == (0, 1)
 
@@ -308,6 +318,7 @@ def test_over_the_default_hourly_limit_the_rest_go_in_one_summary(store, slack_s
     assert sorted(headlines(slack_server)) == sorted(expected)  # each once, none dropped
     assert store.hold_counts()[("throttle", "released")] == 50
     assert store.digest_counts() == {"sent": 1}
+    assert hold_states(store) == {"in hourly summary #1: sent": 50}
 
 
 def test_a_rule_limit_holds_only_that_rule(store, slack_server):
@@ -338,6 +349,7 @@ def test_quiet_hours_hold_a_channel_and_many_go_out_as_one_summary(store, slack_
 
     assert report.sent == 2
     assert [m.channel for m in slack_server.messages] == ["C0ALERTS"] * 2
+    assert hold_states(store) == {"held for the end of quiet hours": 12}
     assert store.release_held(datetime.now(UTC)) == (0, 0)
     assert store.release_held(datetime.now(UTC) + timedelta(hours=2)) == (0, 1)
     assert send_later(store, slack_server, 2).sent == 1

@@ -66,7 +66,9 @@ class Gatekeeper:
         self._connection = connection
         self._policy = policy
         self._now = now
-        self._silences = _active_silences(connection, now)
+        self._silences: list[Silence] | None = (
+            None  # read at the first new match: most polls have none
+        )
         self._channels: dict[str, int] = {}
         self._rules: dict[tuple[str, str], int] = {}
         self.rows: list[dict[str, Any]] = []
@@ -75,6 +77,8 @@ class Gatekeeper:
         self, article_id: int, article: Article, channel: str, found: Sequence[Match]
     ) -> bool:
         """Whether the article alerts ``channel`` now; what is held is kept in ``rows``."""
+        if self._silences is None:
+            self._silences = _active_silences(self._connection, self._now)
         decided = route(
             self._policy,
             self._silences,
