@@ -294,3 +294,13 @@ def test_a_silence_covers_what_every_criterion_names(criteria, covered):
     link = "https://www.news.example.org/story"
     assert silence.covers("fr", "https://a.example/rss", link, "#news") is covered
     assert silence.active(NOW) and not silence.active(NOW + timedelta(hours=1))
+
+
+def test_a_schedule_fires_next_in_its_time_zone_strictly_after_now():
+    from monitor.digest_schedule import digest_trigger, next_digest_at
+
+    weekdays = digest_trigger("0 9 * * mon-fri", "Europe/Berlin")
+    friday_nine = datetime(2026, 12, 4, 8, 0, tzinfo=UTC)  # 09:00 in Berlin, a Friday
+    assert next_digest_at(weekdays, friday_nine - timedelta(minutes=1)) == friday_nine
+    monday = next_digest_at(weekdays, friday_nine)  # at the fire time: the next one
+    assert monday is not None and monday.astimezone(UTC) == datetime(2026, 12, 7, 8, tzinfo=UTC)

@@ -496,3 +496,35 @@ def test_workers_bundling_at_the_same_time_take_each_match_once(database_url, st
     assert sum(made) == 1
     assert store.digest_counts() == {"pending": 1}
     assert store.hold_counts()[("digest", "released")] == 120
+
+
+def test_a_digest_slack_refuses_is_failed_and_one_it_cannot_take_now_is_retried(env, slack_server):
+    assert cli(env, "poll", "--once").exit_code == 0
+    slack_server.set_down(True)
+
+    down = cli(env, "digest", "send")
+
+    assert (down.exit_code, down.stdout) == (
+        1,
+        "digests: 0 sent (0 matches), 1 to retry, 0 failed\n",
+    )
+    slack_server.set_down(False)
+    assert cli(env, "digest", "send").stdout == "no matches wait for a digest\n"  # not yet due
+    store = Store.open(env["MONITOR_DATABASE_URL"])
+    try:
+        later = lambda: datetime.now(UTC) + timedelta(minutes=6)  # noqa: E731  past the backoff
+        retried = send_digests(store, bot(slack_server), default_channel=None, clock=later)
+        assert (retried.sent, retried.matches) == (1, 41)
+
+        # A channel Slack does not know: given up with the reason, never retried blindly.
+        store.use_policy(DeliveryPolicy(digest_rules=frozenset({"flood"})))
+        store.sync_feeds([FEED], datetime.now(UTC))
+        record(store, 3, "#nowhere")
+        assert store.bundle_digests(datetime.now(UTC)) == 1
+        refused = send_digests(store, bot(slack_server), default_channel=None)
+        assert (refused.sent, refused.failed) == (0, 1)
+        assert store.digest_counts() == {"sent": 1, "failed": 1}
+        assert send_digests(store, bot(slack_server), default_channel=None, clock=later).sent == 0
+    finally:
+        store.close()
+    assert [m.channel for m in slack_server.messages] == ["C0ALERTS"] * 5 + ["C0NEWS"]
