@@ -172,6 +172,7 @@ def poll(app: AppContext, once: bool, every: bool) -> None:
                 delivered = service.deliver()
             finally:
                 service.close()
+            for_digests = sum(store.held_for_digest().values())
             waiting = [
                 feed.next_poll_at
                 for feed in store.feeds()
@@ -193,6 +194,120 @@ def poll(app: AppContext, once: bool, every: bool) -> None:
         f"{polled.new_matches} matches; alerts: {delivered.sent} sent, "
         f"{delivered.retrying} to retry, {delivered.failed} failed"
     )
+    if for_digests:
+        # A cron job running poll --once has no digest schedule: `monitor digest send` is it.
+        click.echo(
+            f"{for_digests} {'match waits' if for_digests == 1 else 'matches wait'} for a digest; "
+            "poll --once sends no digests: `monitor digest send` sends them"
+        )
+
+
+# ---------------------------------------------------------------- digests, silences
+
+
+@main.group()
+def digest() -> None:
+    """Digests: the matches of rules with `delivery: {digest: ...}`, as one message."""
+
+
+@digest.command("send")
+@click.option("--rule", "rule_id", help="Only this rule's digest (default: every rule's).")
+@pass_app
+def digest_send(app: AppContext, rule_id: str | None) -> None:
+    """Send the digests now, whatever their schedule (for cron; `monitor run` schedules them)."""
+    from monitor.service import Service
+
+    settings = app.settings
+    with setup_logging(settings, app.debug), open_store(settings) as store:
+        waiting = store.held_for_digest(rule_id)
+        service = Service(settings, store)
+        try:
+            report = service.send_digest(rule_id)
+        finally:
+            service.close()
+    if not waiting and not report.sent:
+        click.echo(f"no matches wait for {f'the digest of {rule_id}' if rule_id else 'a digest'}")
+        return
+    click.echo(
+        f"digests: {report.sent} sent ({report.matches} matches), "
+        f"{report.retrying} to retry, {report.failed} failed"
+    )
+    if report.retrying or report.failed:
+        sys.exit(1)
+
+
+@main.group()
+def silence() -> None:
+    """Silences: matches they cover are stored and counted, not alerted."""
+
+
+@silence.command("add")
+@click.option("--rule", "rule_id", help="Matches of this rule id.")
+@click.option("--feed", "feed_url", help="Articles of this feed URL.")
+@click.option("--domain", help="Articles linking to this domain (and its subdomains).")
+@click.option("--channel", help="Alerts to this channel (#name).")
+@click.option("--for", "duration", required=True, type=DURATION, help="How long: 90m, 2h, 3d.")
+@click.option("--reason", required=True, help="Why, for whoever reads `silence list`.")
+@pass_app
+def silence_add(
+    app: AppContext,
+    rule_id: str | None,
+    feed_url: str | None,
+    domain: str | None,
+    channel: str | None,
+    duration: timedelta,
+    reason: str,
+) -> None:
+    """Silence matches for a while; every criterion given must hold. Ends on its own."""
+    if not any((rule_id, feed_url, domain, channel)):
+        raise click.UsageError("name what to silence: --rule, --feed, --domain or --channel")
+    if duration <= timedelta(0):
+        raise click.UsageError("--for must be longer than 0")
+    now = datetime.now(UTC)
+    with open_store(app.settings) as store:
+        added = store.add_silence(
+            reason=reason,
+            now=now,
+            until=now + duration,
+            rule_id=rule_id,
+            feed_url=feed_url,
+            domain=domain,
+            channel=channel,
+        )
+    click.echo(f"silence #{added.id}: {added.scope} until {format_time(added.expires_at)}")
+
+
+@silence.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Also the silences that ended.")
+@pass_app
+def silence_list(app: AppContext, show_all: bool) -> None:
+    """Silences in force (with --all, every one), with how many matches each held back."""
+    now = datetime.now(UTC)
+    with open_store(app.settings) as store:
+        found = store.silences(now, ended=show_all)
+    if not found:
+        click.echo("no silences" if show_all else "no silences in force")
+        return
+    for item in found:
+        ends = item.removed_at if item.removed_at is not None else item.expires_at
+        when = "until" if item.active(now) else "ended"
+        click.echo(
+            f"#{item.id}  [{item.state(now)}] {when} {format_time(ends)}  {item.scope}  "
+            f"held {item.held}"
+        )
+        click.echo(f"    reason: {item.reason}")
+
+
+@silence.command("remove")
+@click.argument("silence_id", type=int)
+@pass_app
+def silence_remove(app: AppContext, silence_id: int) -> None:
+    """End a silence now; the matches it held stay stored and are not sent."""
+    with open_store(app.settings) as store:
+        removed = store.remove_silence(silence_id, datetime.now(UTC))
+    if removed is None:
+        fail(f"no silence #{silence_id} in force (`monitor silence list --all` shows them all)")
+    click.echo(f"silence #{removed.id} removed: {removed.scope}, held {removed.held}")
 
 
 # ---------------------------------------------------------------- rules
@@ -633,9 +748,11 @@ def matches_list(app: AppContext, limit: int, since: timedelta | None) -> None:
         click.echo("no matches yet")
         return
     for row in rows:
+        state = row.delivery_status or "not alerted"
+        if row.hold is not None and not (row.hold.released and row.hold.digest_id is None):
+            state = str(row.hold)  # queued after quiet hours: the alert's own state tells
         click.echo(
-            f"{format_time(row.created_at)}  {row.match.severity:<8} {row.match.rule_id}  "
-            f"[{row.delivery_status or 'not alerted'}]"
+            f"{format_time(row.created_at)}  {row.match.severity:<8} {row.match.rule_id}  [{state}]"
         )
         click.echo(f"    {row.article.title}")
         if row.article.link:

@@ -34,6 +34,8 @@ from pydantic import (
 
 from monitor import __version__
 from monitor.errors import ConfigError
+from monitor.gate import DEFAULT_CHANNEL_MAX_PER_HOUR
+from monitor.silence import QuietHours, parse_quiet_hours
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 CONFIG_FILE_VARIABLE = "MONITOR_CONFIG"
@@ -209,6 +211,19 @@ class Settings(BaseModel):
         ge=0,
         le=900,
     )
+    channel_max_per_hour: int = _setting(
+        DEFAULT_CHANNEL_MAX_PER_HOUR,
+        "MONITOR_CHANNEL_MAX_PER_HOUR",
+        "immediate alerts a channel gets an hour; the rest go out as one summary; 0: no limit",
+        ge=0,
+        le=100_000,
+    )
+    quiet_hours: tuple[QuietHours, ...] = _setting(
+        (),
+        "MONITOR_QUIET_HOURS",
+        "quiet hours per channel, e.g. '#news=22:00-07:00 Europe/London; #ops=23:00-06:00'; "
+        "held alerts go out when they end",
+    )
     user_agent: str = _setting(
         f"media-monitor/{__version__} (self-hosted news alerting)",
         "MONITOR_USER_AGENT",
@@ -281,6 +296,13 @@ class Settings(BaseModel):
             except ValueError as exc:
                 raise ValueError(f"{network!r} is not a network such as 10.0.0.0/8") from exc
         return tuple(value)
+
+    @field_validator("quiet_hours", mode="before")
+    @classmethod
+    def _read_quiet_hours(cls, value: Any) -> Any:
+        if isinstance(value, str | dict):
+            return parse_quiet_hours(value)
+        return value
 
     @field_validator("log_level")
     @classmethod

@@ -35,9 +35,10 @@ from monitor.matching.condition import (
     parse_condition,
     satisfiable,
 )
-from monitor.matching.rule import Example, Rule, Sources, Term
+from monitor.matching.rule import Delivery, Example, Rule, Sources, Term
 from monitor.matching.schema import (
     ConditionMapping,
+    DeliverySpec,
     ExampleArticle,
     Examples,
     RuleFile,
@@ -402,6 +403,7 @@ def _model_at(path: PathKey) -> type[BaseModel]:
             "sources": SourceFilters,
             "examples": Examples,
             "condition": ConditionMapping,
+            "delivery": DeliverySpec,
         }
         return nested.get(path[2], RuleSpec)
     return RuleSpec if len(path) == 2 else RuleFile
@@ -649,6 +651,7 @@ class _Linker:
             ),
             languages=tuple(language.lower() for language in spec.languages),
             examples=tuple(_examples(unit, path, spec)),
+            delivery=_delivery(spec),
         )
 
     def _condition(
@@ -844,6 +847,12 @@ def _construct(pattern: str, detail: str) -> str:
     if re.search(r"\\[1-9]", pattern):
         return f"backreferences are not supported ({detail})"
     return detail
+
+
+def _delivery(spec: RuleSpec) -> Delivery:
+    if isinstance(spec.delivery, str):  # "immediate"
+        return Delivery()
+    return Delivery(spec.delivery.digest, spec.delivery.timezone, spec.delivery.max_per_hour)
 
 
 def _examples(unit: Unit, path: PathKey, spec: RuleSpec) -> Iterator[Example]:

@@ -32,6 +32,19 @@ class Sources:
 
 
 @dataclass(frozen=True, slots=True)
+class Delivery:
+    """How a rule's matches reach Slack: at once (the default), or in a digest on a schedule.
+
+    ``digest`` is a crontab line read in ``timezone``; ``max_per_hour`` caps the rule's
+    immediate alerts, the rest going out as one summary (#9).
+    """
+
+    digest: str | None = None
+    timezone: str = "UTC"
+    max_per_hour: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Example:
     """An example article a rule must (or must not) match; `line` is where it is written."""
 
@@ -76,6 +89,7 @@ class Rule:
     sources: Sources = field(default_factory=Sources)
     languages: tuple[str, ...] = ()
     examples: tuple[Example, ...] = ()
+    delivery: Delivery = field(default_factory=Delivery)
 
     def terms_of(self, leaf: Terms) -> tuple[Term, ...]:
         """The terms a leaf of the condition stands for: its list, or its inline phrase."""

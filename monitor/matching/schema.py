@@ -8,7 +8,7 @@ Only the shape is checked here; references between lists, rules and files are th
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from monitor.digest_schedule import check_crontab, check_timezone
 from monitor.matching.condition import FieldName
 from monitor.matching.rule import DEFAULT_FIELDS
 from monitor.model import Severity
@@ -124,6 +125,52 @@ class Examples(_Model):
     no_match: list[ExampleSpec] = Field(default_factory=list)
 
 
+class DeliverySpec(_Model):
+    """`delivery:` as a mapping; the string `immediate` is the default."""
+
+    digest: Text | None = Field(
+        None,
+        description="crontab schedule of a digest instead of immediate alerts, "
+        "e.g. '0 9 * * mon-fri'",
+    )
+    timezone: Text = Field("UTC", description="IANA time zone the schedule is read in")
+    max_per_hour: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="at most this many immediate alerts an hour; the rest in a summary"
+    )
+
+    @field_validator("digest")
+    @classmethod
+    def _crontab(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_crontab(value)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        check_timezone(value)
+        return value
+
+    @model_validator(mode="after")
+    def _limit_without_digest(self) -> DeliverySpec:
+        if self.digest is not None and self.max_per_hour is not None:
+            raise ValueError(
+                "has both digest and max_per_hour: a digest rule sends no immediate alerts "
+                "to limit; remove one"
+            )
+        return self
+
+
+def _delivery_kind(value: Any) -> str:
+    return "mapping" if isinstance(value, dict) else "word"
+
+
+DeliveryChoice = Annotated[
+    Annotated[Literal["immediate"], Tag("word")] | Annotated[DeliverySpec, Tag("mapping")],
+    Discriminator(_delivery_kind),
+]
+
+
 class RuleSpec(_Model):
     """One rule as written in a rule file."""
 
@@ -145,8 +192,21 @@ class RuleSpec(_Model):
     sources: SourceFilters = Field(default_factory=SourceFilters)
     languages: list[Text] = Field(default_factory=list)
     examples: Examples = Field(default_factory=Examples)
+    delivery: DeliveryChoice = Field(
+        "immediate", description="immediate (default) or a mapping with a digest schedule"
+    )
 
-    @field_validator("channel", "owner", "condition", mode="before")
+    @field_validator("delivery", mode="before")
+    @classmethod
+    def _delivery_word(cls, value: Any) -> Any:
+        if isinstance(value, str) and value != "immediate":
+            raise ValueError(
+                f"must be immediate or a mapping such as {{digest: '0 9 * * mon-fri'}} "
+                f"(got {value!r})"
+            )
+        return value
+
+    @field_validator("channel", "owner", "condition", "delivery", mode="before")
     @classmethod
     def _written_means_set(cls, value: Any) -> Any:
         # Optional, but never null when written: `channel: #fr` reads as null (a comment).

@@ -55,12 +55,15 @@ from monitor.store.engine import (
     transient_reason,
     wrap_error,
 )
+from monitor.store.holds import Gatekeeper, HoldState, HoldStore
 from monitor.store.migrate import alembic_config, head_revision, is_known
 from monitor.store.schema import (
     UTCDateTime,
     articles,
     deliveries,
+    digests,
     feeds,
+    holds,
     matches,
 )
 
@@ -214,6 +217,7 @@ class StoredMatch:
     match: Match
     created_at: datetime
     delivery_status: str | None
+    hold: HoldState | None = None  # held back from an immediate alert, and why
 
 
 _ARTICLE_COLUMNS = (
@@ -240,7 +244,7 @@ _MATCH_COLUMNS = (
 )
 
 
-class Store:
+class Store(HoldStore):
     """The database behind one narrow, intent-named API. Safe to share between threads."""
 
     def __init__(self, engine: Engine, url: URL) -> None:
@@ -595,7 +599,12 @@ class Store:
         order = sorted(range(len(outcomes)), key=lambda i: outcomes[i].feed_url)
 
         def record(connection: Connection) -> list[PollSaved]:
-            saved = {i: _record(connection, outcomes[i]) for i in order}
+            saved = {
+                i: _record(
+                    connection, outcomes[i], self.gatekeeper(connection, outcomes[i].polled_at)
+                )
+                for i in order
+            }
             return [saved[i] for i in range(len(outcomes))]
 
         return self._run(record, write=True)
@@ -666,7 +675,17 @@ class Store:
     def recent_matches(self, limit: int = 50, since: datetime | None = None) -> list[StoredMatch]:
         """Stored matches, newest first, with their article and delivery status."""
         query = (
-            select(*_ARTICLE_COLUMNS, *_MATCH_COLUMNS, matches.c.created_at, deliveries.c.status)
+            select(
+                *_ARTICLE_COLUMNS,
+                *_MATCH_COLUMNS,
+                matches.c.created_at,
+                deliveries.c.status,
+                holds.c.reason.label("hold_reason"),
+                holds.c.silence_id,
+                holds.c.digest_id,
+                holds.c.released_at,
+                digests.c.status.label("digest_status"),
+            )
             .select_from(
                 matches.join(articles, articles.c.id == matches.c.article_id)
                 .join(feeds, feeds.c.id == articles.c.feed_id)
@@ -677,6 +696,8 @@ class Store:
                         deliveries.c.channel == func.coalesce(matches.c.channel, DEFAULT_CHANNEL),
                     ),
                 )
+                .outerjoin(holds, _hold_of_match)
+                .outerjoin(digests, digests.c.id == holds.c.digest_id)
             )
             .order_by(matches.c.created_at.desc(), matches.c.id.desc())
             .limit(limit)
@@ -684,7 +705,10 @@ class Store:
         if since is not None:
             query = query.where(matches.c.created_at >= since)
         rows = self._run(lambda connection: connection.execute(query).all())
-        return [StoredMatch(_article(row), _match(row), row.created_at, row.status) for row in rows]
+        return [
+            StoredMatch(_article(row), _match(row), row.created_at, row.status, _hold_state(row))
+            for row in rows
+        ]
 
     # -- deliveries -----------------------------------------------------------------------
 
@@ -731,7 +755,8 @@ class Store:
                     by_id[row.id] = _article(row)
                 for row in connection.execute(
                     select(matches.c.article_id, *_MATCH_COLUMNS)
-                    .where(matches.c.article_id.in_(chunk))
+                    .select_from(matches.outerjoin(holds, _hold_of_match))
+                    .where(matches.c.article_id.in_(chunk), _alerts_now)
                     .order_by(matches.c.id)
                 ):
                     key = (row.article_id, _delivery_channel(row.channel))
@@ -820,6 +845,28 @@ class Store:
         return {status: count for status, count in rows}
 
 
+# A match an alert shows: not held, or held through quiet hours and then queued as an alert.
+# A match held for a digest, a summary or by a silence is not shown in another rule's alert.
+_hold_of_match = and_(
+    holds.c.article_id == matches.c.article_id, holds.c.rule_id == matches.c.rule_id
+)
+_alerts_now = or_(
+    holds.c.id.is_(None), and_(holds.c.released_at.is_not(None), holds.c.digest_id.is_(None))
+)
+
+
+def _hold_state(row: Row[*tuple[Any, ...]]) -> HoldState | None:
+    if row.hold_reason is None:
+        return None
+    return HoldState(
+        row.hold_reason,
+        row.silence_id,
+        row.digest_id,
+        row.digest_status,
+        row.released_at is not None,
+    )
+
+
 def _delivery_channel(channel: str | None) -> str:
     return DEFAULT_CHANNEL if channel is None else channel
 
@@ -869,8 +916,10 @@ def _fetch_state(outcome: PollOutcome) -> dict[str, Any]:
     return state
 
 
-def _record(connection: Connection, outcome: PollOutcome) -> PollSaved:
-    """One outcome of record_polls, inside its transaction."""
+def _record(
+    connection: Connection, outcome: PollOutcome, gate: Gatekeeper | None = None
+) -> PollSaved:
+    """One outcome of record_polls, inside its transaction; ``gate`` may hold matches back."""
     feed_id = connection.execute(
         select(feeds.c.id).where(feeds.c.url == outcome.feed_url)
     ).scalar_one_or_none()
@@ -905,11 +954,15 @@ def _record(connection: Connection, outcome: PollOutcome) -> PollSaved:
             held_back += len(unique)
             continue
         for channel in dict.fromkeys(_delivery_channel(m.channel) for m in unique):
-            delivery_rows.append(_delivery_row(article_id, channel, outcome.polled_at))
+            found = [m for m in unique if _delivery_channel(m.channel) == channel]
+            if gate is None or gate.admit(article_id, article, channel, found):
+                delivery_rows.append(_delivery_row(article_id, channel, outcome.polled_at))
     if match_rows:
         connection.execute(matches.insert(), match_rows)
     if delivery_rows:
         connection.execute(deliveries.insert(), delivery_rows)
+    if gate is not None:
+        gate.write()
     return PollSaved(len(stored), len(match_rows), len(delivery_rows), held_back)
 
 

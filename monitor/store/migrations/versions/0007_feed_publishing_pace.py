@@ -1,7 +1,7 @@
 """Feed publishing pace: what adaptive polling remembers between polls (issue #11).
 
 Revision ID: 0007
-Revises: 0008
+Revises: 0006
 Create Date: 2026-12-03
 
 A 304 carries no items and no ``<ttl>``, so the pace read from the last parsed document is
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0008"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
