@@ -27,6 +27,7 @@ from monitor.errors import FeedError, InputError
 from monitor.feeds.links import absolute_link
 from monitor.feeds.text import clean_text
 from monitor.matching import EvalReport, LabelledArticle, RuleSet
+from monitor.matching.prominence import source_span
 from monitor.model import Article, Match, TermHit
 from monitor.reader import match_articles
 
@@ -201,6 +202,16 @@ def evidence(match: Match) -> Text:
     return text
 
 
+def shown_hits(article: Article, hits: Iterable[TermHit]) -> list[TermHit]:
+    """The hits with those in `lead` and `front` moved to the title and summary they show."""
+    shown = []
+    for hit in hits:
+        span = source_span(article.title, article.summary, hit.field, hit.start, hit.end)
+        if span is not None:
+            shown.append(replace(hit, field=span[0], start=span[1], end=span[2]))
+    return shown
+
+
 def print_table(results: Sequence[Result], *, show_all: bool) -> None:
     out = console()
     table = Table(show_lines=True, title="rules test (dry run: nothing stored or sent)")
@@ -210,7 +221,7 @@ def print_table(results: Sequence[Result], *, show_all: bool) -> None:
     for number, (article, matches) in enumerate(results, 1):
         if not matches and not show_all:
             continue
-        hits = [hit for match in matches for hit in match.hits]
+        hits = shown_hits(article, [hit for match in matches for hit in match.hits])
         cell = highlighted(article.title, hits, "title")
         for field, text in (("summary", article.summary), ("content", article.content)):
             context = excerpt(text, hits, field)
