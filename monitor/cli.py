@@ -309,8 +309,7 @@ def rules_test(
         return
     results = match_articles(live.ruleset, articles)
     if output == "json":
-        for article, matches in results:
-            click.echo(json.dumps(dryrun.result_json(article, matches), ensure_ascii=False))
+        dryrun.print_json(results)
     else:
         dryrun.print_table(results, show_all=show_all, regexes=dryrun.regex_terms(live.ruleset))
 

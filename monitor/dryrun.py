@@ -185,6 +185,23 @@ def result_json(article: Article, matches: Sequence[Match]) -> dict[str, Any]:
     }
 
 
+_JSON = json.JSONEncoder(ensure_ascii=False)  # json.dumps with options builds one per call
+JSON_LINES_PER_WRITE = 1000  # click.echo flushes: one write per line would be a system call
+
+
+def print_json(results: Iterable[Result]) -> None:
+    """`rules test --format json`: one object per article, in input order."""
+    encode = _JSON.encode
+    lines: list[str] = []
+    for article, matches in results:
+        lines.append(encode(result_json(article, matches)))
+        if len(lines) >= JSON_LINES_PER_WRITE:
+            click.echo("\n".join(lines))
+            lines.clear()
+    if lines:
+        click.echo("\n".join(lines))
+
+
 def regex_terms(ruleset: RuleSet) -> frozenset[tuple[str, str | None]]:
     """(text, list) of the ruleset's regex terms: their explanations show what they found."""
     return frozenset(
