@@ -426,10 +426,9 @@ def rules_test(
         return
     results = match_articles(live.ruleset, articles)
     if output == "json":
-        for article, matches in results:
-            click.echo(json.dumps(dryrun.result_json(article, matches), ensure_ascii=False))
+        dryrun.print_json(results)
     else:
-        dryrun.print_table(results, show_all=show_all)
+        dryrun.print_table(results, show_all=show_all, regexes=dryrun.regex_terms(live.ruleset))
 
 
 @rules.command("apply")
@@ -473,10 +472,11 @@ def rules_apply(
 @rules.command("eval")
 @click.option(
     "--labels",
+    "--input",
     "labels",
     required=True,
     type=click.Path(exists=True, path_type=Path),
-    help="JSON Lines with title, optional summary, and label flag|ignore.",
+    help="JSON Lines with title, optional summary and lang, and label flag|ignore|ambiguous.",
 )
 @click.option(
     "--rules",
