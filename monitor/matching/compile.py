@@ -40,6 +40,8 @@ from monitor.matching.layout import (
     FIELD_BITS,
     FIELD_CODE_BITS,
     FIELD_MASKS,
+    FRONT,
+    LEAD,
     Codes,
     field_code,
 )
@@ -317,6 +319,10 @@ def _compile(rules: tuple[Rule, ...]) -> RuleSet:
             always=tuple(always),
             needs_domain=any(mask & FIELD_MASKS[DOMAIN] for mask in builder.term_fields.values())
             or any(rule.allow_domains or rule.deny_domains for rule in compiled if rule),
+            needs_prominence=any(
+                mask & (FIELD_MASKS[LEAD] | FIELD_MASKS[FRONT])
+                for mask in builder.term_fields.values()
+            ),
             rules=tuple(compiled),
         ),
     )

@@ -94,4 +94,5 @@ class Index:
     requirements: tuple[tuple[Mapping[int, tuple[int, ...]], frozenset[int]], ...]
     always: tuple[int, ...]  # rules whose condition holds without any term
     needs_domain: bool  # a term searched in `domain` or a domain filter: parse article links
+    needs_prominence: bool  # a term searched in `lead` or `front`: find the lead sentence
     rules: tuple[CompiledRule | None, ...]  # None for disabled rules

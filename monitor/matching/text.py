@@ -258,3 +258,39 @@ class FoldedField:
     def word_index(self, position: int) -> int:
         """Index of the word that contains folded ``position`` (words are space-separated)."""
         return self.folded.count(" ", 0, position)
+
+
+class FrontField(FoldedField):
+    """The `front` field folded from the folded title and lead, not folded again.
+
+    Its original text is the title, a line break, the lead (prominence.front_text). The
+    folded text puts a break mark between them, " \\n ": the mark is not a letter or digit, so
+    no phrase key spans it (a phrase never joins the headline's last word to the lead's
+    first), and it counts as one word in NEAR distances.
+    """
+
+    __slots__ = ("_break", "_lead", "_lead_base", "_lead_shift", "_title", "_title_end")
+
+    def __init__(self, title: FoldedField, lead: FoldedField) -> None:
+        head = title.folded.removesuffix(" ")
+        skip = 1 if lead.folded.startswith(" ") else 0
+        self.original = f"{title.original}\n{lead.original}"
+        self.folded = f"{head} \n {lead.folded[skip:]}"
+        self.padded = f" {self.folded} ".encode()
+        self._offsets = None
+        self._parts = None
+        self._starts = []
+        self._origins = []
+        self._title = title
+        self._lead = lead
+        self._title_end = len(head)
+        self._break = len(title.original)  # the line break in `original`
+        self._lead_shift = len(head) + 3 - skip  # folded front position - lead position
+        self._lead_base = len(title.original) + 1
+
+    def offset(self, position: int) -> int:
+        if position < self._title_end:
+            return self._title.offset(position)
+        if position < self._title_end + 3:
+            return self._break
+        return self._lead.offset(position - self._lead_shift) + self._lead_base
