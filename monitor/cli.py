@@ -356,10 +356,11 @@ def rules_apply(
 @rules.command("eval")
 @click.option(
     "--labels",
+    "--input",
     "labels",
     required=True,
     type=click.Path(exists=True, path_type=Path),
-    help="JSON Lines with title, optional summary, and label flag|ignore.",
+    help="JSON Lines with title, optional summary and lang, and label flag|ignore|ambiguous.",
 )
 @click.option(
     "--rules",

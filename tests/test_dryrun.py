@@ -141,8 +141,8 @@ def test_an_unreadable_input(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("row", "message"),
     [
-        ({"title": "t"}, '\'label\' must be "flag" or "ignore"'),
-        ({"title": "t", "label": "maybe"}, '\'label\' must be "flag" or "ignore"'),
+        ({"title": "t"}, '\'label\' must be "flag", "ignore" or "ambiguous"'),
+        ({"title": "t", "label": "maybe"}, '\'label\' must be "flag", "ignore" or "ambiguous"'),
         ({"title": "t", "label": "flag", "rules": "fr-ban"}, "'rules' must be a list of rule ids"),
         ({"title": "t", "label": "flag", "rules": [1]}, "'rules' must be a list of rule ids"),
     ],
@@ -217,6 +217,10 @@ def test_rules_eval_as_json(rules_dir: Path, tmp_path: Path) -> None:
             "true_positives": 1,
             "false_positives": 1,
             "false_negatives": 0,
+            "articles": 2,
+            "flag": 1,
+            "ignore": 1,
+            "ambiguous": 0,
         },
         "rules": [
             {
@@ -237,6 +241,21 @@ def test_rules_eval_as_json(rules_dir: Path, tmp_path: Path) -> None:
                 "terms": ["facial recognition", "ban*"],
             }
         ],
+        "languages": [
+            {
+                "language": None,
+                "articles": 2,
+                "flag": 1,
+                "ignore": 1,
+                "ambiguous": 0,
+                "precision": 0.5,
+                "recall": 1.0,
+                "true_positives": 1,
+                "false_positives": 1,
+                "false_negatives": 0,
+            }
+        ],
+        "ambiguous": [],
     }
 
 

@@ -49,6 +49,8 @@ FOUND_END: Final = 2
 # unpack it, `field, start, end, first, last = hit`, or read its field by HIT_FIELD.
 Hit = tuple[int, int, int, int, int]
 HIT_FIELD: Final = 0
+HIT_START: Final = 1
+HIT_END: Final = 2
 
 # One hit as evidence for an explanation: (place, TermHit), where place is (field, folded
 # start, term id): explanations sort by place and keep one TermHit per place.

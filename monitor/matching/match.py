@@ -119,10 +119,17 @@ class _FieldScan:
 
         A key is " words " (whole words) or " prefix" (runs to the end of the word); padded
         index i is folded index i - 1, so the key's leading space sits just before `start`.
+        A key with no space at an end (a CJK term, `unbounded`) ends there with its text.
         """
-        if key in self.phrases.wild:
+        phrases = self.phrases
+        if key in phrases.wild:
+            if key in phrases.unbounded:
+                start -= 1
             stop = self.folded.folded.find(" ", end - 1)
             return (self.field, start, len(self.folded.folded) if stop < 0 else stop, -1, -1)
+        if key in phrases.unbounded:  # no space before or after: the key's text is the hit
+            open_start, open_end = phrases.unbounded[key]
+            return (self.field, start - open_start, end - 2 + open_end, -1, -1)
         return (self.field, start, end - 2, -1, -1)
 
 
@@ -281,7 +288,8 @@ class Scan:
             found = sorted(
                 scan.found,
                 key=lambda item: (
-                    item[FOUND_END] - (1 if keys[item[FOUND_KEY]].wild else 2),
+                    item[FOUND_END]
+                    - (1 if keys[item[FOUND_KEY]].wild or keys[item[FOUND_KEY]].open_end else 2),
                     item[FOUND_START],
                     keys[item[FOUND_KEY]].wild,
                 ),

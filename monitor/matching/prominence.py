@@ -20,18 +20,22 @@ _ABBREVIATION_CHARS = 5
 
 
 def lead_sentence(summary: str, language: str | None = None) -> str:
-    """The first sentence of `summary`, stripped; the whole summary (bounded) without one."""
+    """The first sentence of `summary`, stripped; the whole summary (bounded) without one.
+
+    Always a prefix of ``summary.strip()``, so its offsets are the summary's, shifted by the
+    leading whitespace (dryrun maps hits back that way).
+    """
     text = summary.strip()
     if not text:
         return ""
     sentences = iter(segment(language or DEFAULT_LANGUAGE, text))
-    lead = next(sentences, text).strip()
-    while _is_abbreviation(lead):
+    end = len(next(sentences, text))
+    while _is_abbreviation(text[:end].strip()):
         following = next(sentences, None)
         if following is None:
             break
-        lead = f"{lead} {following.strip()}"
-    return _bounded(lead)
+        end += len(following)
+    return _bounded(text[:end].rstrip())
 
 
 def _is_abbreviation(sentence: str) -> bool:
@@ -52,3 +56,23 @@ def front_text(title: str, lead: str) -> str:
     if not title:
         return lead
     return f"{title}{FRONT_BREAK}{lead}"
+
+
+def source_span(
+    title: str, summary: str, field: str, start: int, end: int
+) -> tuple[str, int, int] | None:
+    """Where a hit in `lead` or `front` is in the title or summary, as (field, start, end).
+
+    Other fields are returned as they are; None for a hit that spans the headline and the
+    lead (a regex across the line break).
+    """
+    if field == "front" and title:
+        if end <= len(title):
+            return ("title", start, end)
+        if start <= len(title):
+            return None
+        field, start, end = "lead", start - len(title) - 1, end - len(title) - 1
+    if field in ("lead", "front"):
+        shift = len(summary) - len(summary.lstrip())
+        return ("summary", start + shift, end + shift)
+    return (field, start, end)
