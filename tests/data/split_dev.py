@@ -39,10 +39,10 @@ def main(source: Path) -> None:
         names = strata[key]
         rng.shuffle(names)
         tune.update(names[: round(len(names) * TUNE_SHARE)])
-    parts = {"dev-tune.jsonl": [], "dev-holdout.jsonl": []}
+    parts: dict[str, list[str]] = {"dev-tune.jsonl": [], "dev-holdout.jsonl": []}
     for line in lines:
-        part = "dev-tune.jsonl" if json.loads(line)["cluster"] in tune else "dev-holdout.jsonl"
-        parts[part].append(line)
+        target = "dev-tune.jsonl" if json.loads(line)["cluster"] in tune else "dev-holdout.jsonl"
+        parts[target].append(line)
     for name, part in parts.items():
         (HERE / name).write_text("".join(f"{line}\n" for line in part), encoding="utf-8")
         labels = Counter(json.loads(line)["label"] for line in part)
