@@ -312,7 +312,7 @@ def rules_test(
         for article, matches in results:
             click.echo(json.dumps(dryrun.result_json(article, matches), ensure_ascii=False))
     else:
-        dryrun.print_table(results, show_all=show_all)
+        dryrun.print_table(results, show_all=show_all, regexes=dryrun.regex_terms(live.ruleset))
 
 
 @rules.command("apply")

@@ -159,13 +159,37 @@ def _digest_id(title: str, summary: str) -> str:
 
 
 def result_json(article: Article, matches: Sequence[Match]) -> dict[str, Any]:
+    """One article's line of `rules test --format json`; `hits` says where each term was
+    found and the article's own text there (a regex's match, a prefix's whole word)."""
     return {
         "id": article.entry_id,
         "title": article.title,
         "matches": [
-            {"rule": match.rule_id, "terms": list(match.matched_terms)} for match in matches
+            {
+                "rule": match.rule_id,
+                "terms": list(match.matched_terms),
+                "hits": [
+                    {
+                        "term": hit.term,
+                        "field": hit.field,
+                        "text": hit.text,
+                        "start": hit.start,
+                        "end": hit.end,
+                        "list": hit.list_name,
+                    }
+                    for hit in match.hits
+                ],
+            }
+            for match in matches
         ],
     }
+
+
+def regex_terms(ruleset: RuleSet) -> frozenset[tuple[str, str | None]]:
+    """(text, list) of the ruleset's regex terms: their explanations show what they found."""
+    return frozenset(
+        (term.text, term.list_name) for term in ruleset.index.terms if term.kind == "regex"
+    )
 
 
 def console() -> Console:
@@ -197,17 +221,37 @@ def excerpt(text: str, hits: Sequence[TermHit], field: str) -> Text | None:
     return window
 
 
-def evidence(match: Match) -> Text:
-    """One rule's line: id, severity, and each term with the fields it was found in."""
-    fields: dict[str, list[str]] = {}
+def evidence(match: Match, regexes: frozenset[tuple[str, str | None]] = frozenset()) -> Text:
+    """One rule's line: id, severity, and each term with the fields it was found in.
+
+    A regex term (in `regexes`) is shown by the text it found, not its pattern, and a prefix
+    term by the words it found beside it: `"bans" (ban*)`.
+    """
+    fields: dict[tuple[str, str | None], list[str]] = {}
+    found: dict[tuple[str, str | None], list[str]] = {}
     for hit in match.hits:
-        found_in = fields.setdefault(hit.term, [])
+        key = (hit.term, hit.list_name)
+        found_in = fields.setdefault(key, [])
         if hit.field not in found_in:
             found_in.append(hit.field)
+        texts = found.setdefault(key, [])
+        if hit.text not in texts:
+            texts.append(hit.text)
+    labels = []
+    for key, where in fields.items():
+        term, list_name = key
+        quoted = ", ".join(f'"{text}"' for text in found[key])
+        if key in regexes:
+            label = f"{quoted} (regex{f' in {list_name}' if list_name else ''})"
+        elif term.endswith("*"):
+            label = f"{quoted} ({term})"
+        else:
+            label = term
+        labels.append(f"{label} [{', '.join(where)}]")
     text = Text()
     text.append(match.rule_id, style="bold")
     text.append(f" ({match.severity})\n  ")
-    text.append(", ".join(f"{term} [{', '.join(where)}]" for term, where in fields.items()))
+    text.append(", ".join(labels))
     return text
 
 
@@ -221,7 +265,12 @@ def shown_hits(article: Article, hits: Iterable[TermHit]) -> list[TermHit]:
     return shown
 
 
-def print_table(results: Sequence[Result], *, show_all: bool) -> None:
+def print_table(
+    results: Sequence[Result],
+    *,
+    show_all: bool,
+    regexes: frozenset[tuple[str, str | None]] = frozenset(),
+) -> None:
     out = console()
     table = Table(show_lines=True, title="rules test (dry run: nothing stored or sent)")
     table.add_column("#", justify="right")
@@ -237,7 +286,7 @@ def print_table(results: Sequence[Result], *, show_all: bool) -> None:
             if context is not None:
                 cell.append(f"\n{field}: ", style="dim")
                 cell.append(context)
-        reasons = Text("\n").join(evidence(match) for match in matches)
+        reasons = Text("\n").join(evidence(match, regexes) for match in matches)
         table.add_row(str(number), cell, reasons if matches else Text("no match", style="dim"))
     flagged = sum(1 for _, matches in results if matches)
     if table.row_count:
