@@ -13,9 +13,8 @@ import pytest
 import regex
 
 from monitor.model import Article, Match, TermHit
-from monitor.notify.fit import MAX_TOTAL, total_width
+from monitor.notify.fit import MAX_BLOCKS, MAX_TOTAL, total_width
 from monitor.notify.render import (
-    MAX_BLOCKS,
     SlackMessage,
     escape_mrkdwn,
     render_alert,
