@@ -178,7 +178,7 @@ def test_a_grouped_message_slack_refuses_for_now_is_sent_once_when_it_opens(
     down = deliver_pending(store, sender, default_channel=None)
 
     assert (down.sent, down.retrying) == (0, 30)
-    assert slack_server.messages == ()
+    assert not slack_server.messages
     later = timedelta(seconds=31)  # past the first retry's backoff (30 s)
     up = deliver_pending(
         store, sender, default_channel=None, clock=lambda: datetime.now(UTC) + later
