@@ -17,7 +17,7 @@ import random
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -28,8 +28,7 @@ from typing import TypeVar
 from monitor.errors import DeliveryError, FeedParseError, FetchError, RetryLaterError, shorten
 from monitor.feeds.fetch import FetchOptions, FetchRequest
 from monitor.feeds.parse import body_digest
-from monitor.model import Article, Match
-from monitor.notify.base import AlertSender
+from monitor.notify.base import AlertRenderer, AlertSender
 from monitor.notify.render import MAX_GROUP, SlackMessage, render_alert, render_group
 from monitor.ports import DeliveryStore, FeedFetcher, FeedReader, OpenFetcher, PollStore
 from monitor.schedule import (
@@ -380,8 +379,6 @@ MAX_RUN_SENDS = 20_000  # sends and claims
 MAX_HELD_PAUSE = 30.0  # seconds
 # More alerts than this due for one channel in one run go out as grouped messages.
 GROUP_ABOVE = 10
-
-AlertRenderer = Callable[[Article, Sequence[Match]], SlackMessage]
 
 
 def deliver_pending(

@@ -65,6 +65,12 @@ class SlackMessage:
     plain: str = ""  # the same alert as readable plain text, for a terminal
 
 
+class Mrkdwn(str):
+    """Mrkdwn this module built from escaped parts: a template prints it as it is."""
+
+    __slots__ = ()
+
+
 def escape_mrkdwn(text: str) -> str:
     """Make text literal in mrkdwn: remove control/bidi characters, escape ``& < >``."""
     cleaned = _INVISIBLE.sub("", text)
@@ -92,6 +98,42 @@ def render_alert(article: Article, matches: Sequence[Match]) -> SlackMessage:
     if snippet:
         blocks.append(snippet)
     return SlackMessage(text=text, blocks=tuple(blocks), plain=_plain_alert(article, ordered))
+
+
+def template_values(article: Article, matches: Sequence[Match]) -> dict[str, Any]:
+    """What an alert template may print: raw feed values (the engine escapes them) and
+    ``Mrkdwn`` fragments already built and escaped here (a linked headline, a date, why).
+    """
+    ordered = sorted(matches, key=_severity_rank)
+    link = safe_link(article.link)
+    title = _one_line(article.title) or "(no title)"
+    escaped = _escaped(title, 500)
+    return {
+        "title": title,
+        "link": link,
+        "headline": Mrkdwn(f"<{link}|{escaped}>" if link else escaped),
+        "source": _source(article),
+        "authors": [_one_line(author) for author in article.authors],
+        "when": Mrkdwn(_when(article)),
+        "published": f"{article.published.astimezone(UTC):%Y-%m-%d %H:%M} UTC",
+        "summary": clip_plain(_one_line(article.summary or article.content), MAX_SECTION),
+        "categories": [_one_line(category) for category in article.categories],
+        "language": article.language,
+        "feed_tags": list(article.feed_tags),
+        "severity": _one_line(ordered[0].severity) if ordered else None,
+        "emoji": Mrkdwn(_emoji(ordered[0].severity) if ordered else ""),
+        "rules": [
+            {
+                "id": match.rule_id,
+                "title": _one_line(match.rule_title),
+                "severity": _one_line(match.severity),
+                "emoji": Mrkdwn(_emoji(match.severity)),
+                "terms": list(match.matched_terms),
+                "why": Mrkdwn(_evidence(match.hits, MAX_SECTION // 2)),
+            }
+            for match in ordered
+        ],
+    }
 
 
 def render_notice(summary: str) -> SlackMessage:
