@@ -73,8 +73,13 @@ class Match:
     rule_id: str
     rule_title: str
     severity: str
-    channel: str | None
+    channel: str | None  # the rule's channels, separated by spaces; None: the default route
     hits: tuple[TermHit, ...] = field(default=())
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """The channels the rule names (none: the severity's, else the default channel)."""
+        return tuple(dict.fromkeys(self.channel.split())) if self.channel else ()
 
     @property
     def matched_terms(self) -> tuple[str, ...]:

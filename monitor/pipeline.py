@@ -17,7 +17,7 @@ import random
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -28,6 +28,7 @@ from typing import TypeVar
 from monitor.errors import DeliveryError, FeedParseError, FetchError, RetryLaterError, shorten
 from monitor.feeds.fetch import FetchOptions, FetchRequest
 from monitor.feeds.parse import body_digest
+from monitor.model import SEVERITIES
 from monitor.notify.base import AlertRenderer, AlertSender
 from monitor.notify.render import MAX_GROUP, SlackMessage, render_alert, render_group
 from monitor.ports import DeliveryStore, FeedFetcher, FeedReader, OpenFetcher, PollStore
@@ -395,6 +396,7 @@ def deliver_pending(
     time_limit: float = DELIVERY_RUN_LIMIT,
     group_above: int = GROUP_ABOVE,
     render: AlertRenderer = render_alert,
+    severity_channels: Mapping[str, str] | None = None,
 ) -> DeliveryReport:
     """Send every due alert, batch after batch, each channel paced at Slack's rate (#9).
 
@@ -403,11 +405,15 @@ def deliver_pending(
     order and go once it opens, in this run if their claim lasts until then, else they
     are released to that time. ``paces`` keeps each channel's pace across runs.
 
+    An alert whose rules name no channel goes to the channel of its most severe rule's
+    severity in ``severity_channels``, else to ``default_channel``.
+
     A channel with more than ``group_above`` alerts due (0: never) gets grouped messages,
     one linked line per alert, for the rest of the run; each alert is marked sent with
     the grouped message's ``ts``.
     """
     paces = {} if paces is None else paces
+    route = partial(delivery_channel, default=default_channel, by_severity=severity_channels or {})
     started = clock()
     stop_at = started + timedelta(seconds=time_limit)
     # The claim outlasts the time a full batch to one channel takes at the pace.
@@ -428,8 +434,7 @@ def deliver_pending(
             )
             more = len(claimed) == batch - queued
             for delivery in claimed:
-                channel = delivery.channel or default_channel or ""
-                queues.setdefault(channel, deque()).append(delivery)
+                queues.setdefault(route(delivery), deque()).append(delivery)
                 held_until[delivery.id] = now + claim_lease
             if not queues:
                 break
@@ -447,13 +452,7 @@ def deliver_pending(
             if more and len(queue) < MAX_GROUP:
                 # Claimed in published order, so other channels' alerts may come too.
                 more = _claim_more(
-                    store,
-                    queues,
-                    held_until,
-                    clock(),
-                    claim_lease,
-                    MAX_GROUP - len(queue),
-                    default_channel,
+                    store, queues, held_until, clock(), claim_lease, MAX_GROUP - len(queue), route
                 )
         parcel, message = _next_parcel(queue, channel in grouping, render)
         try:
@@ -510,6 +509,21 @@ def deliver_pending(
     return DeliveryReport(sent=sent, retrying=len(waiting), failed=failed, errors=tuple(errors))
 
 
+def delivery_channel(
+    delivery: PendingDelivery, *, default: str | None, by_severity: Mapping[str, str]
+) -> str:
+    """Where an alert goes: the channel its rules named, else the channel of its most severe
+    rule's severity, else the default channel ("" if none: the sender says so)."""
+    if delivery.channel:
+        return delivery.channel
+    for severity in reversed(SEVERITIES):
+        if severity in by_severity and any(
+            match.severity.strip().lower() == severity for match in delivery.matches
+        ):
+            return by_severity[severity]
+    return default or ""
+
+
 def _claim_more(
     store: DeliveryStore,
     queues: dict[str, deque[PendingDelivery]],
@@ -517,12 +531,12 @@ def _claim_more(
     now: datetime,
     lease: timedelta,
     limit: int,
-    default_channel: str | None,
+    route: Callable[[PendingDelivery], str],
 ) -> bool:
     """Claim up to ``limit`` more due alerts into their channels' queues; True if more are due."""
     claimed = store.claim_deliveries(now, lease, limit)
     for delivery in claimed:
-        queues.setdefault(delivery.channel or default_channel or "", deque()).append(delivery)
+        queues.setdefault(route(delivery), deque()).append(delivery)
         held_until[delivery.id] = now + lease
     return len(claimed) == limit
 

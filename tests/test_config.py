@@ -112,10 +112,11 @@ def test_log_format_is_text_or_json():
 KNOWN_KEYS = (
     "alert_window_hours, allow_private_addresses, allowed_networks, claim_batch, concurrency, "
     "connect_timeout, database_url, delivery_batch, delivery_interval, feed_deadline, feeds, "
-    "lease, log_format, log_level, max_feed_bytes, max_redirects, metrics_host, metrics_port, "
-    "ops_channel, parse_cpu_limit, parse_timeout, parse_workers, poll_interval, poll_tick, "
-    "read_timeout, rules, slack_api_url, slack_bot_token, slack_channel, slack_max_retries, "
-    "slack_max_retry_wait, slack_webhook_url, user_agent"
+    "group_above, lease, log_format, log_level, max_feed_bytes, max_redirects, metrics_host, "
+    "metrics_port, ops_channel, parse_cpu_limit, parse_timeout, parse_workers, poll_interval, "
+    "poll_tick, read_timeout, rules, severity_channels, slack_api_url, slack_bot_token, "
+    "slack_channel, slack_max_retries, slack_max_retry_wait, slack_template, slack_webhook_url, "
+    "user_agent"
 )
 
 

@@ -17,6 +17,7 @@ import pytest
 import regex
 from sqlalchemy import create_engine, select
 
+from monitor.config import Settings
 from monitor.model import Article, FeedSpec, Match, TermHit
 from monitor.notify.fit import MAX_TOTAL, total_width
 from monitor.notify.slack import SlackBotSender
@@ -201,3 +202,7 @@ def test_a_grouped_message_to_a_missing_channel_fails_every_alert_it_carried(
     assert (report.sent, report.failed) == (0, 15)
     assert len(slack_server.requests) == 1  # one refused message, not fifteen
     assert store.delivery_counts() == {"failed": 15}
+
+
+def test_the_shipped_setting_groups_above_the_same_size() -> None:
+    assert Settings().group_above == GROUP_ABOVE

@@ -550,7 +550,11 @@ class Store:
             )
             if not (alert and inserted):
                 return inserted, []
-            wanted = {(row.article_id, _delivery_channel(row.channel)) for row in inserted}
+            wanted = {
+                (row.article_id, channel)
+                for row in inserted
+                for channel in _delivery_channels(row.channel)
+            }
             delivery_rows = [
                 _delivery_row(article_id, channel, now) for article_id, channel in sorted(wanted)
             ]
@@ -573,7 +577,13 @@ class Store:
                     deliveries,
                     and_(
                         deliveries.c.article_id == matches.c.article_id,
-                        deliveries.c.channel == func.coalesce(matches.c.channel, DEFAULT_CHANNEL),
+                        or_(
+                            deliveries.c.channel
+                            == func.coalesce(matches.c.channel, DEFAULT_CHANNEL),
+                            # A rule with several channels: the delivery to its first one.
+                            func.substr(matches.c.channel, 1, func.length(deliveries.c.channel) + 1)
+                            == deliveries.c.channel + " ",
+                        ),
                     ),
                 )
             )
@@ -633,8 +643,8 @@ class Store:
                     .where(matches.c.article_id.in_(chunk))
                     .order_by(matches.c.id)
                 ):
-                    key = (row.article_id, _delivery_channel(row.channel))
-                    found.setdefault(key, []).append(_match(row))
+                    for channel in _delivery_channels(row.channel):
+                        found.setdefault((row.article_id, channel), []).append(_match(row))
             return claimed, by_id, found
 
         claimed, by_id, found = self._run(take, write=True)
@@ -719,8 +729,9 @@ class Store:
         return {status: count for status, count in rows}
 
 
-def _delivery_channel(channel: str | None) -> str:
-    return DEFAULT_CHANNEL if channel is None else channel
+def _delivery_channels(channel: str | None) -> tuple[str, ...]:
+    """A match's delivery channels: each its rule names (stored separated by spaces)."""
+    return tuple(dict.fromkeys(channel.split())) if channel else (DEFAULT_CHANNEL,)
 
 
 def _sooner_poll(
@@ -800,7 +811,8 @@ def _record(connection: Connection, outcome: PollOutcome) -> PollSaved:
         if outcome.alert_since is not None and article.published < outcome.alert_since:
             held_back += len(unique)
             continue
-        for channel in dict.fromkeys(_delivery_channel(m.channel) for m in unique):
+        routes = (channel for match in unique for channel in _delivery_channels(match.channel))
+        for channel in dict.fromkeys(routes):
             delivery_rows.append(_delivery_row(article_id, channel, outcome.polled_at))
     if match_rows:
         connection.execute(matches.insert(), match_rows)
