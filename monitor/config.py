@@ -27,6 +27,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 
@@ -103,13 +104,6 @@ class Settings(BaseModel):
         None,
         "MONITOR_SLACK_TEMPLATE",
         "Jinja2 template of an alert's message body (docs/delivery.md); unset: the default layout",
-    )
-    group_above: int = _setting(
-        10,
-        "MONITOR_GROUP_ABOVE",
-        "more alerts than this due for one channel in a run go out as grouped messages; 0: never",
-        ge=0,
-        le=10000,
     )
     allow_private_addresses: bool = _setting(
         False,
@@ -197,6 +191,13 @@ class Settings(BaseModel):
         ge=1,
         le=10000,
     )
+    group_above: int = _setting(
+        10,
+        "MONITOR_GROUP_ABOVE",
+        "more alerts than this due for one channel in a run go out as grouped messages; 0: never",
+        ge=0,
+        le=10000,
+    )
     slack_max_retries: int = _setting(
         3, "MONITOR_SLACK_MAX_RETRIES", "retries of a 429, 5xx or connection error", ge=0, le=10
     )
@@ -245,6 +246,15 @@ class Settings(BaseModel):
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
+
+    @field_validator("group_above")
+    @classmethod
+    def _below_the_batch(cls, value: int, info: ValidationInfo) -> int:
+        # A run sees one batch of alerts at a time: a larger burst size could never be reached.
+        batch = info.data.get("delivery_batch")
+        if batch is not None and value >= batch:
+            raise ValueError(f"must be less than MONITOR_DELIVERY_BATCH ({batch})")
+        return value
 
     @field_validator("severity_channels", mode="before")
     @classmethod

@@ -17,7 +17,8 @@ import pytest
 import regex
 from sqlalchemy import create_engine, select
 
-from monitor.config import Settings
+from monitor.config import Settings, load_settings
+from monitor.errors import ConfigError
 from monitor.model import Article, FeedSpec, Match, TermHit
 from monitor.notify.fit import MAX_TOTAL, total_width
 from monitor.notify.slack import SlackBotSender
@@ -206,3 +207,11 @@ def test_a_grouped_message_to_a_missing_channel_fails_every_alert_it_carried(
 
 def test_the_shipped_setting_groups_above_the_same_size() -> None:
     assert Settings().group_above == GROUP_ABOVE
+
+
+def test_a_burst_size_a_run_could_never_see_is_refused() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"MONITOR_GROUP_ABOVE": "50"})
+    assert str(caught.value) == (
+        "MONITOR_GROUP_ABOVE: must be less than MONITOR_DELIVERY_BATCH (50) (got '50')"
+    )
