@@ -77,11 +77,6 @@ class Match:
     hits: tuple[TermHit, ...] = field(default=())
 
     @property
-    def channels(self) -> tuple[str, ...]:
-        """The channels the rule names (none: the severity's, else the default channel)."""
-        return tuple(dict.fromkeys(self.channel.split())) if self.channel else ()
-
-    @property
     def matched_terms(self) -> tuple[str, ...]:
         """Distinct matched terms in the order they were found."""
         return tuple(dict.fromkeys(hit.term for hit in self.hits))

@@ -18,6 +18,7 @@ from monitor.notify.render import (
     SlackMessage,
     escape_mrkdwn,
     render_alert,
+    render_group,
     render_notice,
     safe_link,
 )
@@ -395,3 +396,55 @@ def test_text_without_spaces_is_cut_between_graphemes(run: str) -> None:
         kept = snippet.removesuffix("…")
         assert kept == escaped * (len(kept) // len(escaped)) + escaped[: len(kept) % len(escaped)]
         assert not kept.endswith(("&", "&a", "&am", "&amp", "&l", "&lt", "&g", "&gt"))
+
+
+def test_grouped_message_golden_with_hostile_text(slack_server: SlackServer) -> None:
+    hostile = replace(
+        ARTICLE,
+        title="<!channel> <http://evil|Reuters> & co",
+        link="javascript:alert(1)",
+        feed_name="<@U1>",
+    )
+    low = replace(MATCH, rule_title="<!here> watch", severity="low")
+    message, count = render_group([(ARTICLE, [MATCH]), (hostile, [low, MATCH])])
+
+    assert count == 2
+    assert message == SlackMessage(
+        text=(
+            "2 new alerts: Acme recalls 10,000 widgets; "
+            "&lt;!channel&gt; &lt;http://evil|Reuters&gt; &amp; co"
+        ),
+        blocks=(
+            {
+                "type": "header",
+                "text": {"type": "plain_text", "text": "2 new alerts", "emoji": False},
+            },
+            {
+                "type": "section",
+                "text": mrkdwn(
+                    ":red_circle: <https://news.example.com/acme-recall|Acme recalls 10,000 "
+                    "widgets> · *Example News* · Acme product recalls\n"
+                    ":red_circle: &lt;!channel&gt; &lt;http://evil|Reuters&gt; &amp; co · "
+                    "*&lt;@U1&gt;* · Acme product recalls, &lt;!here&gt; watch"
+                ),
+            },
+        ),
+        plain=(
+            "2 new alerts\n"
+            "- Acme recalls 10,000 widgets — Example News — Acme product recalls\n"
+            "  https://news.example.com/acme-recall\n"
+            "- <!channel> <http://evil|Reuters> & co — <@U1> — Acme product recalls, <!here> watch"
+        ),
+    )
+    post(slack_server, message)
+
+
+def test_a_group_takes_at_most_100_alerts_and_says_how_many() -> None:
+    alerts = [(replace(ARTICLE, title=f"Story {n}"), [MATCH]) for n in range(150)]
+    message, count = render_group(alerts)
+
+    assert count == 100
+    assert message.blocks[0]["text"]["text"] == "100 new alerts"
+    assert total_width(message.text, message.blocks) <= MAX_TOTAL
+    with pytest.raises(ValueError, match="at least one alert"):
+        render_group([])

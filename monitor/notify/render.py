@@ -147,7 +147,7 @@ def render_notice(summary: str) -> SlackMessage:
     return SlackMessage(
         text=f"{NOTICE_EMOJI} {text}",
         blocks=({"type": "header", "text": header}, _section(f"```{body}```")),
-        plain="media-monitor notice\n" + (summary.strip() or "(empty notice)"),
+        plain="media-monitor notice\n" + (_INVISIBLE.sub("", summary).strip() or "(empty notice)"),
     )
 
 
