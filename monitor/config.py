@@ -35,6 +35,7 @@ from pydantic import (
 from monitor import __version__
 from monitor.errors import ConfigError
 from monitor.gate import DEFAULT_CHANNEL_MAX_PER_HOUR
+from monitor.model import SEVERITIES
 from monitor.silence import QuietHours, parse_quiet_hours
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
@@ -96,6 +97,16 @@ class Settings(BaseModel):
     )
     ops_channel: str | None = _setting(
         None, "MONITOR_OPS_CHANNEL", "channel told when a rule file breaks on reload"
+    )
+    severity_channels: dict[str, str] = _setting(
+        {},
+        "MONITOR_SEVERITY_CHANNELS",
+        "channel per severity for rules that name none, e.g. high=#fr-urgent,critical=#fr-urgent",
+    )
+    slack_template: OptionalPath = _setting(
+        None,
+        "MONITOR_SLACK_TEMPLATE",
+        "Jinja2 template of an alert's message body (docs/delivery.md); unset: the default layout",
     )
     allow_private_addresses: bool = _setting(
         False,
@@ -201,6 +212,13 @@ class Settings(BaseModel):
         ge=1,
         le=10000,
     )
+    group_above: int = _setting(
+        10,
+        "MONITOR_GROUP_ABOVE",
+        "more alerts than this due for one channel in a run go out as grouped messages; 0: never",
+        ge=0,
+        le=10000,
+    )
     slack_max_retries: int = _setting(
         3, "MONITOR_SLACK_MAX_RETRIES", "retries of a 429, 5xx or connection error", ge=0, le=10
     )
@@ -284,6 +302,35 @@ class Settings(BaseModel):
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
+
+    @field_validator("group_above")
+    @classmethod
+    def _below_the_batch(cls, value: int, info: ValidationInfo) -> int:
+        # A run sees one batch of alerts at a time: a larger burst size could never be reached.
+        batch = info.data.get("delivery_batch")
+        if batch is not None and value >= batch:
+            raise ValueError(f"must be less than MONITOR_DELIVERY_BATCH ({batch})")
+        return value
+
+    @field_validator("severity_channels", mode="before")
+    @classmethod
+    def _split_severity_channels(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            pairs = [part.partition("=") for part in value.split(",") if part.strip()]
+            if any(not sep for _, sep, _ in pairs):
+                raise ValueError("expected severity=channel pairs such as high=#fr-urgent")
+            value = {key.strip(): channel.strip() for key, _, channel in pairs}
+        if not isinstance(value, Mapping):
+            return value
+        routes = {}
+        for severity, channel in value.items():
+            key = str(severity).strip().lower()
+            if key not in SEVERITIES:
+                raise ValueError(f"{severity!r} is not a severity ({', '.join(SEVERITIES)})")
+            if not isinstance(channel, str) or not re.fullmatch(r"[^\s,]+", channel):
+                raise ValueError(f"{channel!r} is not a channel name such as #fr-urgent")
+            routes[key] = channel
+        return routes
 
     @field_validator("allowed_networks", mode="before")
     @classmethod

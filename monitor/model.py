@@ -74,7 +74,7 @@ class Match:
     rule_id: str
     rule_title: str
     severity: str
-    channel: str | None
+    channel: str | None  # the rule's channels, separated by spaces; None: the default route
     hits: tuple[TermHit, ...] = field(default=())
 
     @property

@@ -31,10 +31,11 @@ from monitor.health import Health, assess
 from monitor.live_rules import LiveRules, snapshot
 from monitor.matching import RuleSet
 from monitor.metrics import Metrics
-from monitor.notify.base import AlertSender
+from monitor.notify.base import AlertRenderer, AlertSender
 from monitor.notify.console import ConsoleSender
-from monitor.notify.render import render_notice
+from monitor.notify.render import render_alert, render_notice
 from monitor.notify.slack import SlackBotSender, SlackWebhookSender
+from monitor.notify.template import AlertTemplate
 from monitor.pipeline import DeliveryReport, PollReport, PollSettings, deliver_pending, poll_cycle
 from monitor.ports import FeedReader, OpenFetcher, OpenReader
 from monitor.reader import ArticleReader, ParseBudget
@@ -124,6 +125,7 @@ class Edges:
     sender: AlertSender
     open_fetcher: OpenFetcher
     open_reader: OpenReader
+    render: AlertRenderer = render_alert  # the default layout, or the operator's template
 
 
 def build_edges(settings: Settings) -> Edges:
@@ -133,7 +135,15 @@ def build_edges(settings: Settings) -> Edges:
         sender=build_sender(settings),
         open_fetcher=Fetcher,
         open_reader=partial(ArticleReader, workers=settings.parse_workers, budget=budget),
+        render=build_renderer(settings),
     )
+
+
+def build_renderer(settings: Settings) -> AlertRenderer:
+    """The operator's template, loaded and checked now (a bad one stops the start), else ours."""
+    if settings.slack_template is None:
+        return render_alert
+    return AlertTemplate.load(settings.slack_template).render
 
 
 class Service:
@@ -288,6 +298,9 @@ class Service:
             default_channel=self.settings.slack_channel,
             batch=self.settings.delivery_batch,
             paces=self._paces,
+            group_above=self.settings.group_above,
+            render=self.edges.render,
+            severity_channels=self.settings.severity_channels,
         )
         self.metrics.record_delivery(report)
         self.send_digests()

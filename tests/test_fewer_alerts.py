@@ -274,10 +274,15 @@ def send_later(store: Store, server: SlackServer, hours: float):
 def headlines(server: SlackServer) -> list[str]:
     found = []
     for message in server.messages:
-        if message.blocks[0]["text"]["text"].startswith(("More matches", "While the channel")):
+        header = message.blocks[0]["text"]["text"]
+        # Summaries, and grouped messages (above MONITOR_GROUP_ABOVE alerts in a run), link
+        # each headline; a single alert's header is its headline.
+        if header.startswith(("More matches", "While the channel")) or re.match(
+            r"\d+ new alerts", header
+        ):
             found += re.findall(r"\|(Flood \d+)>", texts(message))
         else:
-            found.append(message.blocks[0]["text"]["text"])
+            found.append(header)
     return found
 
 

@@ -33,9 +33,7 @@ _UNSAFE += [*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0xFEFF]
 _SCRUB: dict[int, str | None] = {code: None for code in _UNSAFE} | {ord(c): " " for c in _BREAKS}
 # Any character _SCRUB changes: most text has none, and searching for one is several times
 # faster than translating with a dict (`split()` already splits at every break).
-_SCRUBBED_RE = re.compile(
-    "[" + "".join(re.escape(chr(code)) for code in sorted(_SCRUB)) + "]"
-)
+_SCRUBBED_RE = re.compile("[" + "".join(re.escape(chr(code)) for code in sorted(_SCRUB)) + "]")
 _ELLIPSIS = "…"
 _ESCAPED_TWICE = re.compile(
     r"</(?:a|b|i|p|em|strong|span|div|li|ul|ol|h[1-6]|blockquote|td|tr|table)>|<br\s*/?>"

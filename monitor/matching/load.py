@@ -361,6 +361,12 @@ def _validation_problem(file: str, source: SourceMap, data: Any, error: Any) -> 
         )
     elif kind == "literal_error":
         message = f"{label} must be one of {_choices(error['ctx']['expected'])} (got {value!r})"
+    elif kind == "string_pattern_mismatch" and "channel" in path:
+        message = f"{label} {value!r} must be one Slack channel: no spaces or commas"
+        if path[-1] == "channel":
+            hint = "for several channels write channels: ['#a', '#b']"
+    elif kind == "string_pattern_mismatch" and "channels" in path:
+        message = f"{label} {value!r} must be one Slack channel: no spaces or commas"
     elif kind == "string_pattern_mismatch":
         message = (
             f"{label} {value!r} must be lower-case letters, digits, '-' and '_', "
@@ -637,7 +643,7 @@ class _Linker:
             line=unit.source.at(path).line,
             description=spec.description,
             severity=spec.severity,
-            channel=spec.channel,
+            channels=tuple(dict.fromkeys([spec.channel] if spec.channel else spec.channels or ())),
             tags=tuple(spec.tags),
             owner=spec.owner,
             enabled=spec.enabled,

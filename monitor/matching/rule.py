@@ -80,7 +80,7 @@ class Rule:
     line: int
     description: str = ""
     severity: Severity = "medium"
-    channel: str | None = None
+    channels: tuple[str, ...] = ()  # none: the severity's channel, else the default channel
     tags: tuple[str, ...] = ()
     owner: str | None = None
     enabled: bool = True
@@ -90,6 +90,11 @@ class Rule:
     languages: tuple[str, ...] = ()
     examples: tuple[Example, ...] = ()
     delivery: Delivery = field(default_factory=Delivery)
+
+    @property
+    def channel(self) -> str | None:
+        """The route as a Match carries it: the channels separated by spaces, None for none."""
+        return " ".join(self.channels) or None
 
     def terms_of(self, leaf: Terms) -> tuple[Term, ...]:
         """The terms a leaf of the condition stands for: its list, or its inline phrase."""

@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     StringConstraints,
     Tag,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -43,6 +44,9 @@ def _yaml_bool(value: Any) -> Any:
 YamlBool = Annotated[bool, BeforeValidator(_yaml_bool)]
 ListName = Annotated[str, StringConstraints(pattern=LIST_NAME_PATTERN)]
 Text = Annotated[str, StringConstraints(min_length=1)]
+# A Slack channel name or ID: no spaces (a match carries several separated by spaces).
+CHANNEL_PATTERN = r"^[^\s,]+$"
+Channel = Annotated[str, StringConstraints(pattern=CHANNEL_PATTERN, max_length=100)]
 
 
 class _Model(BaseModel):
@@ -178,7 +182,13 @@ class RuleSpec(_Model):
     title: Text
     description: str = ""
     severity: Severity = "medium"
-    channel: Text | None = Field(None, description="Slack channel; default MONITOR_SLACK_CHANNEL")
+    channel: Channel | None = Field(
+        None,
+        description="Slack channel; default: MONITOR_SEVERITY_CHANNELS, then MONITOR_SLACK_CHANNEL",
+    )
+    channels: Annotated[list[Channel], Field(min_length=1)] | None = Field(
+        None, description="Slack channels, instead of `channel`: the alert goes to each"
+    )
     tags: list[Text] = Field(default_factory=list)
     owner: Text | None = None
     enabled: YamlBool = True
@@ -206,7 +216,14 @@ class RuleSpec(_Model):
             )
         return value
 
-    @field_validator("channel", "owner", "condition", "delivery", mode="before")
+    @field_validator("channels")
+    @classmethod
+    def _one_way_to_route(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        if value is not None and info.data.get("channel") is not None:
+            raise ValueError("cannot be given with `channel`: list every channel in `channels`")
+        return value
+
+    @field_validator("channel", "channels", "owner", "condition", "delivery", mode="before")
     @classmethod
     def _written_means_set(cls, value: Any) -> Any:
         # Optional, but never null when written: `channel: #fr` reads as null (a comment).

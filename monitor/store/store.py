@@ -660,7 +660,11 @@ class Store(HoldStore):
             )
             if not (alert and inserted):
                 return inserted, []
-            wanted = {(row.article_id, _delivery_channel(row.channel)) for row in inserted}
+            wanted = {
+                (row.article_id, channel)
+                for row in inserted
+                for channel in _delivery_channels(row.channel)
+            }
             delivery_rows = [
                 _delivery_row(article_id, channel, now) for article_id, channel in sorted(wanted)
             ]
@@ -693,7 +697,13 @@ class Store(HoldStore):
                     deliveries,
                     and_(
                         deliveries.c.article_id == matches.c.article_id,
-                        deliveries.c.channel == func.coalesce(matches.c.channel, DEFAULT_CHANNEL),
+                        or_(
+                            deliveries.c.channel
+                            == func.coalesce(matches.c.channel, DEFAULT_CHANNEL),
+                            # A rule with several channels: the delivery to its first one.
+                            func.substr(matches.c.channel, 1, func.length(deliveries.c.channel) + 1)
+                            == deliveries.c.channel + " ",
+                        ),
                     ),
                 )
                 .outerjoin(holds, _hold_of_match)
@@ -759,8 +769,8 @@ class Store(HoldStore):
                     .where(matches.c.article_id.in_(chunk), _alerts_now)
                     .order_by(matches.c.id)
                 ):
-                    key = (row.article_id, _delivery_channel(row.channel))
-                    found.setdefault(key, []).append(_match(row))
+                    for channel in _delivery_channels(row.channel):
+                        found.setdefault((row.article_id, channel), []).append(_match(row))
             return claimed, by_id, found
 
         claimed, by_id, found = self._run(take, write=True)
@@ -867,8 +877,9 @@ def _hold_state(row: Row[*tuple[Any, ...]]) -> HoldState | None:
     )
 
 
-def _delivery_channel(channel: str | None) -> str:
-    return DEFAULT_CHANNEL if channel is None else channel
+def _delivery_channels(channel: str | None) -> tuple[str, ...]:
+    """A match's delivery channels: each its rule names (stored separated by spaces)."""
+    return tuple(dict.fromkeys(channel.split())) if channel else (DEFAULT_CHANNEL,)
 
 
 def _sooner_poll(
@@ -944,7 +955,8 @@ def _record(
     match_rows: list[dict[str, Any]] = []
     delivery_rows: list[dict[str, Any]] = []
     held_back = 0
-    for article, article_matches in fresh:
+    # In published order, so an hourly limit admits a burst's earliest stories first.
+    for article, article_matches in sorted(fresh, key=lambda pair: pair[0].published):
         article_id = stored.get(article.entry_id)
         if article_id is None:
             continue  # stored meanwhile by another writer, or by another feed's link
@@ -953,8 +965,9 @@ def _record(
         if outcome.alert_since is not None and article.published < outcome.alert_since:
             held_back += len(unique)
             continue
-        for channel in dict.fromkeys(_delivery_channel(m.channel) for m in unique):
-            found = [m for m in unique if _delivery_channel(m.channel) == channel]
+        routes = (channel for match in unique for channel in _delivery_channels(match.channel))
+        for channel in dict.fromkeys(routes):
+            found = [m for m in unique if channel in _delivery_channels(m.channel)]
             if gate is None or gate.admit(article_id, article, channel, found):
                 delivery_rows.append(_delivery_row(article_id, channel, outcome.polled_at))
     if match_rows:
