@@ -28,7 +28,7 @@ from monitor.errors import DeliveryError, FeedParseError, FetchError, RetryLater
 from monitor.feeds.fetch import FetchOptions, FetchRequest
 from monitor.feeds.parse import body_digest
 from monitor.notify.base import AlertSender
-from monitor.notify.render import render_alert
+from monitor.notify.render import SlackMessage, render_alert, render_reply
 from monitor.ports import DeliveryStore, FeedFetcher, FeedReader, OpenFetcher, PollStore
 from monitor.schedule import (
     SLACK_PACING,
@@ -42,7 +42,7 @@ from monitor.schedule import (
     retry_after_at,
     send_at,
 )
-from monitor.store.store import FeedState, PendingDelivery, PollOutcome, PollSaved
+from monitor.store.store import FeedState, PendingDelivery, PollOutcome, PollSaved, ThreadParent
 
 log = logging.getLogger(__name__)
 
@@ -420,6 +420,7 @@ def deliver_pending(
     sent = failed = 0
     waiting: set[int] = set()  # still pending, to be retried: failed for now, or released
     errors: list[str] = []
+    threads = _Threads(store, waiting)
     more = True
     for _ in range(MAX_RUN_SENDS):
         queued = sum(len(queue) for queue in queues.values())
@@ -440,18 +441,24 @@ def deliver_pending(
         at = send_at(pacing, paces.get(channel), now)
         if at > stop_at:
             break
+        queue = queues[channel]
+        if threads.holds_back(queue[0], held_until, now):  # its story's first alert is not out
+            queue.popleft()
+            if not queue:
+                del queues[channel]
+            continue
         wait = (at - now).total_seconds()
         if wait > 0:
             sleep(wait)
-        queue = queues[channel]
         delivery = queue.popleft()
         try:
-            reference = sender.send(channel, render_alert(delivery.article, delivery.matches))
+            reference = sender.send(channel, threads.message(delivery))
         except DeliveryError as exc:
             message = str(exc)
             errors.append(message)
             if exc.permanent:
                 store.mark_failed(delivery.id, clock(), message, None)
+                queue.extendleft(reversed(threads.orphaned(delivery.id, clock())))
                 log.error(
                     "alert %d to %s failed permanently: %s",
                     delivery.id,
@@ -474,6 +481,7 @@ def deliver_pending(
                     extra=_log_context(delivery),
                 )
                 waiting.add(delivery.id)
+                threads.release(delivery.id, retry_at)
                 paces[channel] = after_pause(pacing, paces.get(channel), retry_at)
                 retried = replace(delivery, attempts=delivery.attempts + 1)
                 queue.appendleft(retried)
@@ -482,6 +490,7 @@ def deliver_pending(
                 waiting.update(_release_unheld(store, queue, held_until, retry_at, hold))
         else:
             store.mark_delivered(delivery.id, clock(), reference)
+            queue.extendleft(reversed(threads.sent(delivery.id, reference)))
             paces[channel] = after_send(pacing, paces.get(channel), clock())
             sent += 1
             waiting.discard(delivery.id)
@@ -492,7 +501,79 @@ def deliver_pending(
         ids = [delivery.id for delivery in queue]
         store.release_deliveries(ids, send_at(pacing, paces.get(channel), clock()))
         waiting.update(ids)
+    threads.release_all(clock())
     return DeliveryReport(sent=sent, retrying=len(waiting), failed=failed, errors=tuple(errors))
+
+
+# How long a story's later alert waits, at most, for a first alert another run holds.
+THREAD_WAIT = timedelta(seconds=30)
+
+
+class _Threads:
+    """One delivery run's threading (#10): a story's later alerts reply to its first one.
+
+    A reply waits for its first alert: parked in this run when the run holds that alert,
+    else handed back until it may be out. If the first alert fails for good, the oldest
+    waiting reply becomes the story's alert and the others reply to it.
+    """
+
+    def __init__(self, store: DeliveryStore, waiting: set[int]) -> None:
+        self._store = store
+        self._waiting = waiting  # the run's "to retry" set
+        self._sent: dict[int, str | None] = {}  # delivery id -> Slack ts, sent in this run
+        self._parked: dict[int, list[PendingDelivery]] = {}  # first alert's id -> replies
+
+    def holds_back(
+        self, delivery: PendingDelivery, held_until: dict[int, datetime], now: datetime
+    ) -> bool:
+        """Whether ``delivery`` must wait for its story's first alert; if so it is parked
+        or handed back here, and the caller takes it off its queue."""
+        parent = delivery.thread
+        if parent is None or parent.status == "sent" or parent.id in self._sent:
+            return False
+        if parent.id in held_until:  # this run sends it: go right after it
+            self._parked.setdefault(parent.id, []).append(delivery)
+            return True
+        # Another run holds it or it waits for a retry: look again when it may be out.
+        again = max(now + timedelta(seconds=1), min(parent.next_attempt_at, now + THREAD_WAIT))
+        self._store.release_deliveries([delivery.id], again)
+        self._waiting.add(delivery.id)
+        return True
+
+    def message(self, delivery: PendingDelivery) -> SlackMessage:
+        parent = delivery.thread
+        if parent is None:
+            return render_alert(delivery.article, delivery.matches)
+        ts = self._sent.get(parent.id, parent.reference)
+        return render_reply(delivery.article, ts)
+
+    def sent(self, delivery_id: int, reference: str | None) -> list[PendingDelivery]:
+        """The replies that waited for this alert, to send next."""
+        self._sent[delivery_id] = reference
+        replies = self._parked.pop(delivery_id, [])
+        self._waiting.difference_update(reply.id for reply in replies)
+        return replies
+
+    def orphaned(self, delivery_id: int, now: datetime) -> list[PendingDelivery]:
+        """The replies of an alert that failed for good: the first becomes the story's alert."""
+        replies = self._parked.pop(delivery_id, [])
+        if not replies:
+            return []
+        first = replace(replies[0], thread=None)
+        parent = ThreadParent(first.id, "pending", None, now)
+        return [first, *(replace(reply, thread=parent) for reply in replies[1:])]
+
+    def release(self, delivery_id: int, at: datetime) -> None:
+        """This alert will be retried at ``at``: its replies wait until then too."""
+        ids = [reply.id for reply in self._parked.pop(delivery_id, [])]
+        if ids:
+            self._store.release_deliveries(ids, at)
+            self._waiting.update(ids)
+
+    def release_all(self, at: datetime) -> None:
+        """End of the run: replies still waiting are due again with their first alert."""
+        for parent_id in list(self._parked):
+            self.release(parent_id, at)
 
 
 def _release_unheld(

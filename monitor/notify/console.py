@@ -27,9 +27,11 @@ class ConsoleSender:
     def send(self, channel: str, message: SlackMessage) -> str | None:
         """Print ``message`` under a line naming ``channel``."""
         stream = self._stream if self._stream is not None else sys.stdout
-        lines = [f"── {channel} ──"]
+        lines = [] if message.reply else [f"── {channel} ──"]
         for block in message.blocks:
             lines.extend(_block_lines(block))
+        if message.reply:  # under the story it belongs to, which was printed before it
+            lines = [f"    ↳ {line}" for line in lines]
         try:
             stream.write("\n".join(lines) + "\n\n")
             stream.flush()

@@ -53,6 +53,8 @@ class SlackMessage:
 
     text: str  # notification/fallback text (escaped)
     blocks: tuple[Mapping[str, Any], ...]
+    reply: bool = False  # a later article of a story: a reply under its first alert (#10)
+    thread_ts: str | None = None  # the first alert's Slack ts, when it has one
 
 
 def escape_mrkdwn(text: str) -> str:
@@ -76,6 +78,20 @@ def render_alert(article: Article, matches: Sequence[Match]) -> SlackMessage:
     if snippet:
         blocks.append(snippet)
     return SlackMessage(text=_fallback(article, ordered), blocks=tuple(blocks))
+
+
+def render_reply(article: Article, thread_ts: str | None) -> SlackMessage:
+    """A later article of a story, for the thread of its first alert: "Also: <outlet>: <headline>".
+
+    Short on purpose: the first alert already says what matched and why.
+    """
+    source = _escaped(_source(article), 200)
+    link = safe_link(article.link)
+    outlet = f"<{link}|{source}>" if link else source
+    title = _escaped(_one_line(article.title), 500) or "(no title)"
+    text = _escaped(f"Also: {_source(article)}: {_one_line(article.title)}", MAX_FALLBACK)
+    block = _section(f"Also: *{outlet}*: {title}")
+    return SlackMessage(text=text, blocks=(block,), reply=True, thread_ts=thread_ts)
 
 
 def render_notice(summary: str) -> SlackMessage:

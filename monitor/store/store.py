@@ -32,6 +32,7 @@ from sqlalchemy import (
     Select,
     Table,
     and_,
+    bindparam,
     delete,
     func,
     literal,
@@ -63,9 +64,14 @@ from monitor.store.schema import (
     feeds,
     matches,
 )
+from monitor.stories import Story, StoryIndex, signature
 
 # Arbitrary constant key: concurrent `upgrade()` calls on PostgreSQL migrate one at a time.
 _MIGRATION_LOCK_KEY = 0x6D6F6E69746F72
+# Another: writers that store new articles cluster them one transaction at a time (#10).
+_CLUSTER_LOCK_KEY = 0x73746F72696573
+# Articles the story index is rebuilt from at start, newest first: a bound on start-up time.
+MAX_INDEXED_STORIES = 20_000
 # Delivery channel of matches whose rule named none; the sender picks its default channel.
 DEFAULT_CHANNEL = ""
 # Keeps IN (...) lists well under SQLite's bound-parameter limit.
@@ -199,6 +205,22 @@ class PendingDelivery:
     attempts: int
     article: Article
     matches: tuple[Match, ...]
+    thread: ThreadParent | None = None  # a later article of a story: its first alert here
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadParent:
+    """The first alert of a story in a channel, as claimed: later articles reply to it (#10).
+
+    The first is the oldest delivery of the story's articles to that channel that has
+    not failed for good; `reference` is its Slack ts once sent (None: sent where
+    messages have no ts, a webhook or the console).
+    """
+
+    id: int
+    status: str  # "pending" or "sent"
+    reference: str | None
+    next_attempt_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +264,7 @@ class Store:
         """Use `Store.open`; this only wires an existing engine."""
         self._engine = engine
         self._url = url
+        self._stories: StoryIndex | None = None  # None: new articles are not clustered
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -576,12 +599,38 @@ class Store:
                     )
         # Written in feed-URL order, so concurrent writers lock feed rows in the same order.
         order = sorted(range(len(outcomes)), key=lambda i: outcomes[i].feed_url)
+        index = self._stories if any(outcome.articles for outcome in outcomes) else None
+        staged: list[Story] = []
 
         def record(connection: Connection) -> list[PollSaved]:
-            saved = {i: _record(connection, outcomes[i]) for i in order}
+            staged.clear()  # a transaction run again starts over
+            if index is not None:
+                _catch_up(connection, index, min(o.polled_at for o in outcomes))
+            saved = {i: _record(connection, outcomes[i], index, staged) for i in order}
             return [saved[i] for i in range(len(outcomes))]
 
-        return self._run(record, write=True)
+        saved = self._run(record, write=True)
+        if index is not None:  # committed: this worker's own stories join the index
+            for story in staged:
+                index.add(story)
+            index.forget_before(max(o.polled_at for o in outcomes) - index.window)
+        return saved
+
+    def cluster_stories(self, window: timedelta, now: datetime) -> int:
+        """Cluster the articles recorded from now on, rebuilding the index from the database.
+
+        Loads the stories published within `window` of `now` (at most MAX_INDEXED_STORIES,
+        the newest), so a restart keeps threading them. Returns how many were loaded.
+        """
+        index = StoryIndex(window)
+        newest = _story_rows(now - window).order_by(articles.c.id.desc())
+        rows = self._run(
+            lambda connection: connection.execute(newest.limit(MAX_INDEXED_STORIES)).all()
+        )
+        for row in reversed(rows):
+            index.add(_story(row))
+        self._stories = index
+        return len(index)
 
     def articles(
         self, since: datetime | None = None, feed_url: str | None = None, limit: int | None = None
@@ -721,7 +770,18 @@ class Store:
                     found.setdefault(key, []).append(_match(row))
             return claimed, by_id, found
 
-        claimed, by_id, found = self._run(take, write=True)
+        def take_with_threads(
+            connection: Connection,
+        ) -> tuple[
+            list[Row[Any]],
+            dict[int, Article],
+            dict[tuple[int, str], list[Match]],
+            dict[int, ThreadParent],
+        ]:
+            claimed, by_id, found = take(connection)
+            return claimed, by_id, found, _thread_parents(connection, claimed)
+
+        claimed, by_id, found, parents = self._run(take_with_threads, write=True)
         claimed.sort(key=lambda row: (by_id[row.article_id].published, row.created_at, row.id))
         return [
             PendingDelivery(
@@ -730,6 +790,7 @@ class Store:
                 attempts=row.attempts,
                 article=by_id[row.article_id],
                 matches=tuple(found.get((row.article_id, row.channel), ())),
+                thread=parents.get(row.id),
             )
             for row in claimed
         ]
@@ -803,6 +864,44 @@ class Store:
         return {status: count for status, count in rows}
 
 
+def _thread_parents(connection: Connection, claimed: Sequence[Row[Any]]) -> dict[int, ThreadParent]:
+    """For each claimed delivery of a clustered article, the first alert of its story in its
+    channel, when that is another delivery: the oldest by id that is pending or sent."""
+    clusters: dict[int, int] = {}  # article id -> cluster id
+    for chunk in _chunks(list({row.article_id for row in claimed})):
+        for article_id, cluster_id in connection.execute(
+            select(articles.c.id, articles.c.cluster_id).where(
+                articles.c.id.in_(chunk), articles.c.cluster_id.is_not(None)
+            )
+        ):
+            clusters[article_id] = cluster_id
+    firsts: dict[tuple[int, str], ThreadParent] = {}
+    for chunk in _chunks(sorted(set(clusters.values()))):
+        rows = connection.execute(
+            select(
+                articles.c.cluster_id,
+                deliveries.c.id,
+                deliveries.c.channel,
+                deliveries.c.status,
+                deliveries.c.reference,
+                deliveries.c.next_attempt_at,
+            )
+            .join(articles, articles.c.id == deliveries.c.article_id)
+            .where(articles.c.cluster_id.in_(chunk), deliveries.c.status.in_(("pending", "sent")))
+            .order_by(deliveries.c.id)
+        )
+        for found in rows:
+            parent = ThreadParent(found.id, found.status, found.reference, found.next_attempt_at)
+            firsts.setdefault((found.cluster_id, found.channel), parent)
+    parents: dict[int, ThreadParent] = {}
+    for row in claimed:
+        cluster = clusters.get(row.article_id)
+        first = firsts.get((cluster, row.channel)) if cluster is not None else None
+        if first is not None and first.id < row.id:
+            parents[row.id] = first
+    return parents
+
+
 def _delivery_channel(channel: str | None) -> str:
     return DEFAULT_CHANNEL if channel is None else channel
 
@@ -852,8 +951,14 @@ def _fetch_state(outcome: PollOutcome) -> dict[str, Any]:
     return state
 
 
-def _record(connection: Connection, outcome: PollOutcome) -> PollSaved:
-    """One outcome of record_polls, inside its transaction."""
+def _record(
+    connection: Connection,
+    outcome: PollOutcome,
+    index: StoryIndex | None = None,
+    staged: list[Story] | None = None,
+) -> PollSaved:
+    """One outcome of record_polls, inside its transaction; clusters what it stores when
+    given the story index (the stories it adds go to `staged`, for after the commit)."""
     feed_id = connection.execute(
         select(feeds.c.id).where(feeds.c.url == outcome.feed_url)
     ).scalar_one_or_none()
@@ -875,6 +980,8 @@ def _record(connection: Connection, outcome: PollOutcome) -> PollSaved:
         [_article_row(feed_id, article, outcome.polled_at) for article, _ in fresh],
     ).all()
     stored = {row.entry_id: row.id for row in inserted}
+    if index is not None and staged is not None:
+        _assign_clusters(connection, index, staged, fresh, stored)
     match_rows: list[dict[str, Any]] = []
     delivery_rows: list[dict[str, Any]] = []
     held_back = 0
@@ -894,6 +1001,65 @@ def _record(connection: Connection, outcome: PollOutcome) -> PollSaved:
     if delivery_rows:
         connection.execute(deliveries.insert(), delivery_rows)
     return PollSaved(len(stored), len(match_rows), len(delivery_rows), held_back)
+
+
+def _story_rows(since: datetime) -> Select[Any]:
+    """Clustered articles published since `since`: what the story index holds."""
+    return select(
+        articles.c.id,
+        articles.c.cluster_id,
+        articles.c.title,
+        articles.c.summary,
+        articles.c.published,
+    ).where(articles.c.cluster_id.is_not(None), articles.c.published >= since)
+
+
+def _story(row: Row[Any]) -> Story:
+    return Story(row.id, row.cluster_id, row.published, signature(row.title, row.summary))
+
+
+def _catch_up(connection: Connection, index: StoryIndex, now: datetime) -> None:
+    """Take the clustering lock, then index the articles other workers stored since.
+
+    The database is the source of truth: under the lock (on SQLite, the write lock
+    every write transaction holds) no other writer stores articles, so what this
+    transaction clusters against is everything committed before it.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CLUSTER_LOCK_KEY})
+    newer = _story_rows(now - index.window).where(articles.c.id > index.last_key)
+    for row in connection.execute(newer.order_by(articles.c.id)):
+        index.add(_story(row))
+
+
+def _assign_clusters(
+    connection: Connection,
+    index: StoryIndex,
+    staged: list[Story],
+    fresh: Sequence[tuple[Article, Sequence[Match]]],
+    stored: dict[str, int],
+) -> None:
+    """Give each stored article the cluster of its story: the most similar earlier
+    article's, else its own id. In the order they were inserted, so ids rise."""
+    changes: list[dict[str, int]] = []
+    for article, _ in fresh:
+        article_id = stored.get(article.entry_id)
+        if article_id is None:
+            continue
+        minhash = signature(article.title, article.summary)
+        joined = index.find(minhash, article.published, staged)
+        story = Story(
+            article_id, article_id if joined is None else joined, article.published, minhash
+        )
+        staged.append(story)
+        changes.append({"row_id": article_id, "row_cluster": story.cluster})
+    if changes:
+        connection.execute(
+            update(articles)
+            .where(articles.c.id == bindparam("row_id"))
+            .values(cluster_id=bindparam("row_cluster")),
+            changes,
+        )
 
 
 def _refresh_seen(connection: Connection, feed_id: int, outcome: PollOutcome) -> None:

@@ -1,0 +1,143 @@
+"""Story clusters: near-duplicate articles (syndicated copies, edited headlines) are one story.
+
+Pure: no I/O, no clock. An article is reduced to its headline and lead (the first
+sentence of its summary), normalised, cut into character shingles (they work for
+CJK, which has no spaces, and survive an edited word where word shingles do not),
+and summarised as a MinHash. A `StoryIndex` finds, through datasketch's LSH, the
+stored story most like a new one within a time window; the new article joins its
+cluster when their estimated Jaccard similarity reaches the threshold, else it starts
+its own. The index is only a cache: the store fills it from the database and keeps
+the cluster ids there (docs/design.md says how, and how the threshold was chosen).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from datasketch import LeanMinHash, MinHash, MinHashLSH
+
+SHINGLE_CHARS = 4  # character n-grams; chosen on the dev set (benchmarks/clustering.py)
+THRESHOLD = 0.2  # estimated Jaccard similarity of shingles at which two articles are one story
+NUM_PERM = 128  # MinHash permutations: the similarity estimate's error is about 0.035 at 0.2
+_SEED = 1  # fixed, so signatures computed by any worker, before or after a restart, compare
+
+# A sentence ends at . ! ? followed by a space, or at a CJK full stop, question or exclamation mark.
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[\u3002\uff01\uff1f])")
+_NOT_WORD = re.compile(r"[^\w\s]+")
+
+
+def lead(summary: str) -> str:
+    """The first sentence of ``summary``: what a reader sees below the headline."""
+    text = summary.strip()
+    return _SENTENCE_END.split(text, maxsplit=1)[0] if text else ""
+
+
+def story_text(title: str, summary: str) -> str:
+    """Headline and lead, case-folded, punctuation removed, spaces collapsed."""
+    text = unicodedata.normalize("NFKC", f"{title} {lead(summary)}").casefold()
+    return " ".join(_NOT_WORD.sub(" ", text).split())
+
+
+def shingles(text: str) -> set[str]:
+    """The character n-grams of ``text``; a text shorter than one n-gram is one shingle."""
+    if len(text) <= SHINGLE_CHARS:
+        return {text} if text else set()
+    return {text[i : i + SHINGLE_CHARS] for i in range(len(text) - SHINGLE_CHARS + 1)}
+
+
+def signature(title: str, summary: str) -> LeanMinHash:
+    """The MinHash of an article's headline and lead."""
+    minhash = MinHash(num_perm=NUM_PERM, seed=_SEED)
+    minhash.update_batch(
+        [shingle.encode("utf-8") for shingle in shingles(story_text(title, summary))]
+    )
+    return LeanMinHash(minhash)
+
+
+@dataclass(frozen=True, slots=True)
+class Story:
+    """One indexed article: its key (the article's row id), its cluster and its signature."""
+
+    key: int
+    cluster: int
+    published: datetime
+    signature: LeanMinHash
+
+
+class StoryIndex:
+    """The stories of the last `window`, searchable by similarity (datasketch MinHash LSH)."""
+
+    def __init__(self, window: timedelta, threshold: float = THRESHOLD) -> None:
+        self.window = window
+        self.threshold = threshold
+        self._lsh = MinHashLSH(threshold=threshold, num_perm=NUM_PERM)
+        self._stories: dict[int, Story] = {}
+        self.last_key = 0  # the highest key ever added: the store reads newer rows only
+
+    def __len__(self) -> int:
+        return len(self._stories)
+
+    def add(self, story: Story) -> None:
+        """Index ``story``; adding a key twice keeps the first (a re-read row is no news)."""
+        self.last_key = max(self.last_key, story.key)
+        if story.key in self._stories:
+            return
+        self._stories[story.key] = story
+        self._lsh.insert(story.key, story.signature)
+
+    def find(
+        self, signature: LeanMinHash, published: datetime, staged: Sequence[Story] = ()
+    ) -> int | None:
+        """The cluster of the most similar story within the window, or None: a new story.
+
+        ``staged`` are stories not indexed yet (written in the same transaction); they are
+        compared one by one, as they are few.
+        """
+        candidates = [self._stories[key] for key in self._lsh.query(signature)]
+        best: tuple[float, int] | None = None  # (similarity, -cluster): ties go to the oldest
+        for story in (*candidates, *staged):
+            if abs(story.published - published) > self.window:
+                continue
+            similarity = float(signature.jaccard(story.signature))
+            if similarity >= self.threshold and (
+                best is None or (similarity, -story.cluster) > best
+            ):
+                best = (similarity, -story.cluster)
+        return None if best is None else -best[1]
+
+    def forget_before(self, cutoff: datetime) -> int:
+        """Drop stories published before ``cutoff``: nothing new can join them. Returns how many."""
+        old = [key for key, story in self._stories.items() if story.published < cutoff]
+        for key in old:
+            del self._stories[key]
+            self._lsh.remove(key)
+        return len(old)
+
+
+@dataclass(frozen=True, slots=True)
+class StoryCandidate:
+    """An article to cluster: what `cluster` needs of it."""
+
+    title: str
+    summary: str
+    published: datetime
+
+
+def cluster(
+    articles: Iterable[StoryCandidate], window: timedelta, threshold: float = THRESHOLD
+) -> list[int]:
+    """Cluster ``articles`` in the order given: each one's cluster is the position of the
+    first article of its story (an article that starts a story gets its own position)."""
+    index = StoryIndex(window, threshold)
+    found: list[int] = []
+    for key, article in enumerate(articles):
+        minhash = signature(article.title, article.summary)
+        joined = index.find(minhash, article.published)
+        story = Story(key + 1, key if joined is None else joined, article.published, minhash)
+        index.add(story)
+        found.append(story.cluster)
+    return found
