@@ -97,8 +97,8 @@ def main() -> None:
         f"{len({r['cluster'] for r in rows})} stories"
     )
     print(
-        f"\nshipped: character {stories.SHINGLE_CHARS}-grams (CJK: {stories.CJK_SHINGLE_CHARS}-grams) "
-        f"of headline + lead, MinHash "
+        f"\nshipped: character {stories.SHINGLE_CHARS}-grams "
+        f"(CJK: {stories.CJK_SHINGLE_CHARS}-grams) of headline + lead, MinHash "
         f"{stories.NUM_PERM} permutations, LSH, threshold {stories.THRESHOLD}"
     )
     for threshold in (0.18, 0.19, 0.2, stories.THRESHOLD, 0.25):
@@ -106,7 +106,8 @@ def main() -> None:
         mark = "  <- shipped" if threshold == stories.THRESHOLD else ""
         print(
             f"  threshold {threshold:.2f}: precision {figures['precision']:.3f} "
-            f"recall {figures['recall']:.3f} (same-language pairs {figures['recall_same_language']:.3f}) "
+            f"recall {figures['recall']:.3f} "
+            f"(same-language pairs {figures['recall_same_language']:.3f}) "
             f"false pairs {figures['false_pairs']} of {figures['true_pairs']} true{mark}"
         )
     print("\nexact Jaccard, headline + lead, online clustering (precision / recall):")
