@@ -442,11 +442,13 @@ def deliver_pending(
         if at > stop_at:
             break
         queue = queues[channel]
-        if threads.holds_back(queue[0], held_until, now):  # its story's first alert is not out
+        ready = threads.resolve(queue[0], held_until, now)
+        if ready is None:  # its story's first alert is not out yet: it waits for it
             queue.popleft()
             if not queue:
                 del queues[channel]
             continue
+        queue[0] = ready
         wait = (at - now).total_seconds()
         if wait > 0:
             sleep(wait)
@@ -458,7 +460,7 @@ def deliver_pending(
             errors.append(message)
             if exc.permanent:
                 store.mark_failed(delivery.id, clock(), message, None)
-                queue.extendleft(reversed(threads.orphaned(delivery.id, clock())))
+                queue.extendleft(reversed(threads.failed(delivery.id)))
                 log.error(
                     "alert %d to %s failed permanently: %s",
                     delivery.id,
@@ -513,8 +515,8 @@ class _Threads:
     """One delivery run's threading (#10): a story's later alerts reply to its first one.
 
     A reply waits for its first alert: parked in this run when the run holds that alert,
-    else handed back until it may be out. If the first alert fails for good, the oldest
-    waiting reply becomes the story's alert and the others reply to it.
+    else handed back until it may be out. If the first alert fails for good, the next
+    of the story to come up becomes its alert, and the others reply to that one.
     """
 
     def __init__(self, store: DeliveryStore, waiting: set[int]) -> None:
@@ -522,46 +524,50 @@ class _Threads:
         self._waiting = waiting  # the run's "to retry" set
         self._sent: dict[int, str | None] = {}  # delivery id -> Slack ts, sent in this run
         self._parked: dict[int, list[PendingDelivery]] = {}  # first alert's id -> replies
+        # A first alert that failed for good -> the one that took its place (None: none yet).
+        self._replaced: dict[int, ThreadParent | None] = {}
 
-    def holds_back(
+    def resolve(
         self, delivery: PendingDelivery, held_until: dict[int, datetime], now: datetime
-    ) -> bool:
-        """Whether ``delivery`` must wait for its story's first alert; if so it is parked
-        or handed back here, and the caller takes it off its queue."""
-        parent = delivery.thread
-        if parent is None or parent.status == "sent" or parent.id in self._sent:
-            return False
+    ) -> PendingDelivery | None:
+        """``delivery`` as it goes now (an alert, or a reply to a sent one), or None when it
+        must wait for its story's first alert: then it is parked or handed back here."""
+        parent, failed = delivery.thread, None
+        for _ in range(len(self._replaced) + 1):  # follows a chain of failed alerts
+            if parent is None or parent.id not in self._replaced:
+                break
+            failed, parent = parent.id, self._replaced[parent.id]
+        if parent is None:
+            if failed is not None:  # the story's alert failed for good: this one is it now
+                self._replaced[failed] = ThreadParent(delivery.id, "pending", None, now)
+            return replace(delivery, thread=None)
+        if parent.status == "sent" or parent.id in self._sent:
+            return replace(delivery, thread=parent)
         if parent.id in held_until:  # this run sends it: go right after it
             self._parked.setdefault(parent.id, []).append(delivery)
-            return True
+            return None
         # Another run holds it or it waits for a retry: look again when it may be out.
         again = max(now + timedelta(seconds=1), min(parent.next_attempt_at, now + THREAD_WAIT))
         self._store.release_deliveries([delivery.id], again)
         self._waiting.add(delivery.id)
-        return True
+        return None
 
     def message(self, delivery: PendingDelivery) -> SlackMessage:
         parent = delivery.thread
         if parent is None:
             return render_alert(delivery.article, delivery.matches)
-        ts = self._sent.get(parent.id, parent.reference)
-        return render_reply(delivery.article, ts)
+        return render_reply(delivery.article, self._sent.get(parent.id, parent.reference))
 
     def sent(self, delivery_id: int, reference: str | None) -> list[PendingDelivery]:
         """The replies that waited for this alert, to send next."""
         self._sent[delivery_id] = reference
-        replies = self._parked.pop(delivery_id, [])
-        self._waiting.difference_update(reply.id for reply in replies)
-        return replies
+        return self._parked.pop(delivery_id, [])
 
-    def orphaned(self, delivery_id: int, now: datetime) -> list[PendingDelivery]:
-        """The replies of an alert that failed for good: the first becomes the story's alert."""
-        replies = self._parked.pop(delivery_id, [])
-        if not replies:
-            return []
-        first = replace(replies[0], thread=None)
-        parent = ThreadParent(first.id, "pending", None, now)
-        return [first, *(replace(reply, thread=parent) for reply in replies[1:])]
+    def failed(self, delivery_id: int) -> list[PendingDelivery]:
+        """This alert failed for good: the replies that waited for it, to send next (the
+        first of them, or of the story's later ones, takes its place)."""
+        self._replaced[delivery_id] = None
+        return self._parked.pop(delivery_id, [])
 
     def release(self, delivery_id: int, at: datetime) -> None:
         """This alert will be retried at ``at``: its replies wait until then too."""

@@ -1,0 +1,222 @@
+"""One story, one alert (#10): `monitor poll --once` -> the local Slack server.
+
+Several outlets carry one story (a syndicated copy, an edited headline): one top-level
+alert, the others as replies in its thread; a different story on the same topic in the
+same week is its own alert. Across cycles, with a restart between (each `poll --once` is
+a new process state), a later copy still replies in the first alert's thread. Headlines
+and summaries are real rows of tests/data/story-clusters.jsonl. SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import create_engine, select
+
+from monitor.cli import main
+from monitor.model import Article
+from monitor.store.schema import articles
+from monitor.store.store import PollOutcome, Store
+
+DATA = Path(__file__).parent / "data" / "story-clusters.jsonl"
+ROWS = {row["id"]: row for row in map(json.loads, DATA.read_text(encoding="utf-8").splitlines())}
+RULES = """\
+rules:
+  - id: fr-ban
+    title: Facial recognition ban
+    severity: high
+    channel: "#alerts"
+    terms:
+      face: [facial recognition]
+      action: [ban*]
+    condition: face and action
+"""
+OUTLETS = {"wire": "Wire Service", "verge": "The Verge", "local": "Bay Local", "late": "Late Daily"}
+
+
+def rss(outlet: str, items: list[tuple[str, datetime]]) -> str:
+    """A feed of `outlet` carrying the dev-set rows `items` (row id, published)."""
+    entries = "".join(
+        f"<item><title>{escape(ROWS[row]['title'])}</title>"
+        f"<link>https://{outlet}.example/{row.lower()}</link><guid>{outlet}-{row}</guid>"
+        f"<pubDate>{format_datetime(published)}</pubDate>"
+        f"<description>{escape(ROWS[row]['summary'])}</description></item>"
+        for row, published in items
+    )
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>{outlet}'
+        f"</title><link>https://{outlet}.example/</link><description>d</description>{entries}"
+        "</channel></rss>"
+    )
+
+
+@pytest.fixture
+def env(tmp_path, feed_server, slack_server, database_url):
+    now = datetime.now(UTC)
+    # San Francisco's ban lawsuit: the wire's story, a syndicated copy, an edited headline;
+    # and New York's schools ban the same week, a different story on the same topic.
+    feed_server.add(
+        "/wire.xml",
+        rss("wire", [("D136", now - timedelta(hours=3)), ("D068", now - timedelta(minutes=30))]),
+    )
+    feed_server.add("/verge.xml", rss("verge", [("D136", now - timedelta(hours=2))]))
+    feed_server.add("/local.xml", rss("local", [("D138", now - timedelta(hours=1))]))
+    feeds = "".join(
+        f"  - url: {feed_server.url(f'/{key}.xml')}\n    name: {name}\n"
+        for key, name in OUTLETS.items()
+        if key != "late"
+    )
+    (tmp_path / "feeds.yaml").write_text(f"feeds:\n{feeds}")
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "fr.yaml").write_text(RULES)
+    return {
+        "MONITOR_DATABASE_URL": database_url,
+        "MONITOR_FEEDS": str(tmp_path / "feeds.yaml"),
+        "MONITOR_RULES": str(rules),
+        "MONITOR_ALLOW_PRIVATE_ADDRESSES": "true",
+        "SLACK_BOT_TOKEN": slack_server.token,
+        "SLACK_API_URL": slack_server.api_url,
+    }
+
+
+def poll_once(env, *options):
+    result = CliRunner().invoke(main, ["poll", "--once", *options], env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def text_of(message) -> str:
+    return " ".join(block["text"]["text"] for block in message.blocks if "text" in block)
+
+
+def test_one_story_from_three_outlets_is_one_alert_and_two_replies(env, slack_server):
+    poll_once(env)
+    messages = slack_server.messages
+    top = [m for m in messages if m.thread_ts is None]
+    replies = [m for m in messages if m.thread_ts is not None]
+    assert len(messages) == 4
+    assert len(top) == 2  # San Francisco's lawsuit, New York's ban: two stories
+    sf = next(m for m in top if "San Francisco" in text_of(m) or "SFPD" in text_of(m))
+    assert {m.channel for m in messages} == {"C0ALERTS"}
+    assert [m.thread_ts for m in replies] == [sf.ts, sf.ts]
+    assert all(text_of(m).startswith("Also: *<https://") for m in replies)
+    # Every outlet of the story is there once: the alert's and each reply's link.
+    outlets = {
+        host
+        for m in (sf, *replies)
+        for host in ("wire", "verge", "local")
+        if f"https://{host}.example/" in text_of(m)
+    }
+    assert outlets == {"wire", "verge", "local"}
+    assert sum("Cuomo" in text_of(m) for m in top) == 1
+
+
+def test_a_copy_seen_after_a_restart_replies_in_the_first_alerts_thread(
+    env, tmp_path, feed_server, slack_server
+):
+    poll_once(env)
+    first = [m for m in slack_server.messages if m.thread_ts is None]
+    sf = next(m for m in first if "San Francisco" in text_of(m) or "SFPD" in text_of(m))
+    # A fourth outlet picks the edited headline up later: a new feed, polled by a new process.
+    feed_server.add("/late.xml", rss("late", [("D138", datetime.now(UTC))]))
+    feeds = Path(env["MONITOR_FEEDS"])
+    feeds.write_text(
+        feeds.read_text() + f"  - url: {feed_server.url('/late.xml')}\n    name: Late Daily\n"
+    )
+    poll_once(env)
+    messages = slack_server.messages
+    assert len(messages) == 5
+    assert [m.ts for m in messages if m.thread_ts is None] == [m.ts for m in first]
+    late = messages[-1]
+    assert late.thread_ts == sf.ts
+    assert "<https://late.example/d138|Late Daily>" in text_of(late)
+
+
+def test_a_reply_whose_alert_failed_for_good_becomes_the_alert(env, slack_server):
+    # The story's first alert (the first message sent: New York's story is the newest) is
+    # refused for good, the channel archived; the story is not lost: another of its
+    # articles is sent as the alert, and the last one replies to that one.
+    slack_server.fail_next(1, status=200, body='{"ok": false, "error": "is_archived"}')
+    poll_once(env)
+    messages = slack_server.messages
+    top = [m for m in messages if m.thread_ts is None]
+    replies = [m for m in messages if m.thread_ts is not None]
+    assert len(messages) == 3  # one refused
+    assert len(top) == 2
+    assert len(replies) == 1
+    assert replies[0].thread_ts in {m.ts for m in top}
+
+
+def test_webhook_replies_are_short_also_messages_in_the_channel(env, slack_server):
+    webhook = {**env, "SLACK_BOT_TOKEN": "", "SLACK_WEBHOOK_URL": slack_server.webhook_url}
+    poll_once(webhook)
+    messages = slack_server.messages
+    assert len(messages) == 4
+    also = [m for m in messages if text_of(m).startswith("Also: ")]
+    assert len(also) == 2  # a webhook cannot thread: the replies are short messages
+    assert all(m.via == "webhook" and m.thread_ts is None for m in messages)
+
+
+def test_console_prints_replies_indented_under_the_story(env):
+    console = {**env, "SLACK_BOT_TOKEN": ""}
+    result = poll_once(console)
+    replies = [line for line in result.stdout.splitlines() if line.startswith("    ↳ Also: ")]
+    assert len(replies) == 2
+    assert sum(line.startswith("── ") for line in result.stdout.splitlines()) == 2
+
+
+@pytest.mark.postgres
+def test_two_workers_clustering_at_once_agree_on_the_story(postgres_url):
+    """Two stores (two workers) record copies of one story in one instant: one cluster."""
+    setup = Store.open(postgres_url)
+    setup.upgrade()
+    from monitor.model import FeedSpec
+
+    setup.sync_feeds(
+        [FeedSpec("https://a.example/f"), FeedSpec("https://b.example/f")], datetime.now(UTC)
+    )
+    setup.close()
+    now = datetime.now(UTC)
+    workers = [Store.open(postgres_url) for _ in range(2)]
+    for worker in workers:
+        worker.cluster_stories(timedelta(days=3), now)
+    row = ROWS["D136"]
+    barrier = threading.Barrier(2, timeout=30)
+    errors: list[BaseException] = []
+
+    def record(worker: Store, feed: str) -> None:
+        article = Article(feed, "e1", row["title"], now, link=f"{feed}/sf", summary=row["summary"])
+        outcome = PollOutcome(feed, now, now + timedelta(minutes=5), 200, articles=[(article, [])])
+        try:
+            barrier.wait()
+            worker.record_polls([outcome])
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=record, args=(worker, feed))
+        for worker, feed in zip(
+            workers, ["https://a.example/f", "https://b.example/f"], strict=True
+        )
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    for worker in workers:
+        worker.close()
+    assert not errors
+    engine = create_engine(postgres_url)
+    with engine.connect() as connection:
+        rows = connection.execute(select(articles.c.id, articles.c.cluster_id)).all()
+    engine.dispose()
+    assert len(rows) == 2
+    assert {cluster for _, cluster in rows} == {min(id_ for id_, _ in rows)}
