@@ -28,6 +28,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 
@@ -106,6 +107,24 @@ class Settings(BaseModel):
     )
     poll_interval: Seconds = _setting(
         300.0, "MONITOR_POLL_INTERVAL", "seconds between polls of a feed", ge=10, le=86400 * 7
+    )
+    min_interval: Seconds = _setting(
+        120.0,
+        "MONITOR_MIN_INTERVAL",
+        "shortest adaptive interval of a feed without its own interval",
+        ge=10,
+        le=86400 * 7,
+    )
+    max_interval: Seconds = _setting(
+        4 * 3600.0,
+        "MONITOR_MAX_INTERVAL",
+        "longest adaptive interval: a quiet feed, or one whose host asks for more, waits no longer",
+        ge=10,
+        le=86400 * 7,
+        validate_default=True,  # checked against MONITOR_MIN_INTERVAL even when unset
+    )
+    per_host: int = _setting(
+        4, "MONITOR_PER_HOST", "feeds fetched at once from one host", ge=1, le=1000
     )
     poll_tick: Seconds = _setting(
         30.0, "MONITOR_POLL_TICK", "seconds between checks for due feeds", ge=1, le=3600
@@ -287,6 +306,16 @@ class Settings(BaseModel):
             raise ValueError("must be text or json")
         return value.lower()
 
+    @field_validator("max_interval")
+    @classmethod
+    def _not_below_minimum(cls, value: float, info: ValidationInfo) -> float:
+        minimum = info.data.get("min_interval")
+        if minimum is not None and value < minimum:
+            raise ValueError(
+                f"is below MONITOR_MIN_INTERVAL ({minimum:g}s); raise it or lower the minimum"
+            )
+        return value
+
     @property
     def slack_configured(self) -> bool:
         return bool(self.slack_bot_token or self.slack_webhook_url)
@@ -339,7 +368,8 @@ def _read_config_file(path: Path, env_names: Mapping[str, str]) -> dict[str, Any
     by_key = {env.lower().removeprefix("monitor_"): env for env in env_names.values()}
     for key, value in data.items():
         if key not in by_key:
-            close = difflib.get_close_matches(key, by_key, n=1)
+            # MONITOR_POLL_INTERVAL or poll_intervall both mean poll_interval.
+            close = difflib.get_close_matches(key.lower().removeprefix("monitor_"), by_key, n=1)
             hint = (
                 f"did you mean {close[0]!r}?"
                 if close

@@ -52,6 +52,7 @@ class ParsedFeed:
     title: str
     articles: tuple[Article, ...]
     warnings: tuple[str, ...] = ()
+    refresh_hint: float | None = None  # seconds its ttl / sy:updatePeriod asks between polls
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from monitor.errors import DeliveryError, FeedParseError, FetchError, RetryLaterError, shorten
 from monitor.feeds.fetch import FetchOptions, FetchRequest
@@ -33,12 +34,16 @@ from monitor.ports import DeliveryStore, FeedFetcher, FeedReader, OpenFetcher, P
 from monitor.schedule import (
     SLACK_PACING,
     Pacing,
+    PollBounds,
     after_pause,
     after_send,
     alert_since,
     attention_reason,
     delivery_retry_at,
+    freshness,
     next_poll_at,
+    poll_interval,
+    publish_gap,
     retry_after_at,
     send_at,
 )
@@ -115,6 +120,8 @@ class PollSettings:
     jitter: Callable[[], float] = field(default=lambda: random.uniform(-1.0, 1.0))
     claim_batch: int = 50  # feeds claimed at a time: workers on one database share a cycle
     lease: float = 30.0  # seconds a crashed worker's claims wait; renewed while in progress
+    bounds: PollBounds = field(default_factory=PollBounds)  # adaptive intervals (#11)
+    per_host: int = 4  # fetches at once from one host, beside fetch.concurrency
 
     @property
     def claim_lease(self) -> timedelta:
@@ -202,10 +209,13 @@ async def poll_cycle(
             return PollReport(feeds=())
         # Bodies wait here for a parser, so bound how many feeds are between fetch and store.
         in_flight = asyncio.Semaphore(settings.fetch.concurrency)
+        hosts = HostSlots(settings.per_host)
         async with open_fetcher(settings.fetch) as fetcher:
 
             async def poll(feed: FeedState) -> FeedReport | None:
-                async with in_flight:
+                # The host's slot first: feeds waiting for a busy host hold no global slot,
+                # so the other hosts' feeds go ahead of them.
+                async with hosts.slot(feed.source_url), in_flight:
                     if stopping():
                         return None  # given back below, for another worker to take now
                     report = await _poll_feed(fetcher, writer, reader, settings, clock, feed)
@@ -239,6 +249,23 @@ async def poll_cycle(
             writer.close()
 
 
+class HostSlots:
+    """At most ``per_host`` polls at once per host name: one busy host is never hammered.
+
+    A semaphore per host, made when its first feed comes and kept for the cycle.
+    """
+
+    def __init__(self, per_host: int) -> None:
+        self._per_host = per_host
+        self._slots: dict[str, asyncio.Semaphore] = {}
+
+    def slot(self, url: str) -> asyncio.Semaphore:
+        host = (urlsplit(url).hostname or "").lower()
+        if host not in self._slots:
+            self._slots[host] = asyncio.Semaphore(self._per_host)
+        return self._slots[host]
+
+
 # A bound on a cycle's rounds: far above any feeds file's size, so only a bug meets it.
 _MAX_ROUNDS = 1_000_000
 
@@ -266,7 +293,6 @@ async def _poll_feed(
     clock: Clock,
     feed: FeedState,
 ) -> FeedReport:
-    interval = feed.interval or settings.poll_interval
     request = FetchRequest(feed.source_url, etag=feed.etag, last_modified=feed.last_modified)
     started = time.monotonic()
     try:
@@ -285,22 +311,41 @@ async def _poll_feed(
             shorten(fetched.moved_to),
             extra={"feed_url": feed.url},
         )
+    fresh_for = freshness(now, fetched.headers)
+
+    def next_at(gap: float | None, hint: float | None) -> datetime:
+        """The next poll of a feed that answered: it follows the feed's pace (#11)."""
+        seconds = poll_interval(
+            settings.bounds,
+            settings.poll_interval,
+            configured=feed.interval,
+            gap=gap,
+            hints=(hint, fresh_for),
+        )
+        return next_poll_at(now, seconds, 0, settings.jitter())
+
     success = partial(
         PollOutcome,
         feed_url=feed.url,
         polled_at=now,
-        next_poll_at=next_poll_at(now, interval, 0, settings.jitter()),
         status=fetched.status,
         etag=fetched.etag,
         last_modified=fetched.last_modified,
         moved_to=fetched.moved_to,
     )
+
+    def unchanged(digest: str | None) -> PollOutcome:
+        """Nothing new to learn the pace from: the stored pace sets the next poll."""
+        return success(
+            next_poll_at=next_at(feed.publish_gap, feed.refresh_hint), body_digest=digest
+        )
+
     if fetched.body is None:
-        await writer.write(success(body_digest=feed.body_digest))
+        await writer.write(unchanged(feed.body_digest))
         return timed(feed.url, "not-modified")
     digest = body_digest(fetched.body)
     if digest == feed.body_digest:
-        await writer.write(success(body_digest=digest))
+        await writer.write(unchanged(digest))
         return timed(feed.url, "unchanged")
     try:
         parsed, matched = await reader.read(
@@ -317,10 +362,16 @@ async def _poll_feed(
     for warning in parsed.warnings:
         log.warning("feed %s: %s", feed.url, warning, extra={"feed_url": feed.url})
     first_poll = feed.first_polled_at is None
+    # Too few dated items keep the pace known; a document without a ttl drops its hint (0).
+    gap = publish_gap(article.published for article, _ in matched if article.dated)
+    hint = parsed.refresh_hint or 0.0
     outcome = success(
+        next_poll_at=next_at(feed.publish_gap if gap is None else gap, hint),
         body_digest=digest,
         articles=matched,
         alert_since=alert_since(now, first_poll, settings.alert_window_hours),
+        publish_gap=gap,
+        refresh_hint=hint,
     )
     saved = await writer.write(outcome)
     return timed(

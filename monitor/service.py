@@ -36,6 +36,7 @@ from monitor.notify.slack import SlackBotSender, SlackWebhookSender
 from monitor.pipeline import DeliveryReport, PollReport, PollSettings, deliver_pending, poll_cycle
 from monitor.ports import FeedReader, OpenFetcher, OpenReader
 from monitor.reader import ArticleReader, ParseBudget
+from monitor.schedule import PollBounds
 from monitor.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,8 @@ class Service:
             alert_window_hours=settings.alert_window_hours,
             claim_batch=settings.claim_batch,
             lease=settings.lease,
+            bounds=PollBounds(settings.min_interval, settings.max_interval),
+            per_host=settings.per_host,
         )
         self.metrics = Metrics()
         # Set on SIGINT/SIGTERM: the cycle in progress claims no more and gives back the rest.

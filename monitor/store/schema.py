@@ -95,6 +95,9 @@ feeds = Table(
     Column("leased_by", Text, nullable=True),
     # The last poll that parsed a new document: articles it lacked have left the feed.
     Column("last_changed_at", UTCDateTime, nullable=True),
+    # Adaptive polling (issue #11), from the last parsed document; NULL: not known yet.
+    Column("publish_gap", Float, nullable=True),  # median seconds between its items
+    Column("refresh_hint", Float, nullable=True),  # its ttl / sy:updatePeriod, in seconds
     Index(None, "active", "next_poll_at"),
 )
 

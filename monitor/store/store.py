@@ -120,6 +120,8 @@ class FeedState:
     leased_until: datetime | None = None  # a worker's cycle holds the feed until then
     # Set by a claim that found another cycle's lease run out: that worker stopped or stalled.
     taken_over: bool = False
+    publish_gap: float | None = None  # median seconds between items of its last document
+    refresh_hint: float | None = None  # seconds its document's ttl / sy:update* asks for
 
     @property
     def source_url(self) -> str:
@@ -164,6 +166,9 @@ class PollOutcome:
     moved_to: str | None = None  # success after a permanent redirect: fetch from here now
     not_found_count: int = 0  # consecutive 404s, this poll included
     attention: str | None = None  # failure: the feed needs a person, for this reason
+    # Success with a parsed document: its pace (adaptive polling); None keeps the stored one.
+    publish_gap: float | None = None
+    refresh_hint: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -508,6 +513,18 @@ class Store:
         """Every feed, active or not, by URL."""
         rows = self._run(lambda c: c.execute(select(feeds).order_by(feeds.c.url)).all())
         return [_feed_state(row) for row in rows]
+
+    def items_per_day(self, since: datetime, now: datetime) -> dict[str, float]:
+        """Articles published between `since` and `now` per day, by feed URL (feeds with any)."""
+        days = max((now - since).total_seconds() / 86400, 1 / 24)
+        counts = (
+            select(feeds.c.url, func.count(articles.c.id))
+            .select_from(feeds.join(articles, articles.c.feed_id == feeds.c.id))
+            .where(articles.c.published >= since, articles.c.published <= now)
+            .group_by(feeds.c.url)
+        )
+        rows = self._run(lambda connection: connection.execute(counts).all())
+        return {url: count / days for url, count in rows}
 
     def ping(self) -> str | None:
         """None if the database answers a query now, else why not. One try, no retries: a
@@ -945,7 +962,7 @@ def _fetch_state(outcome: PollOutcome) -> dict[str, Any]:
     state["first_polled_at"] = func.coalesce(
         feeds.c.first_polled_at, literal(outcome.polled_at, UTCDateTime())
     )
-    for name in ("etag", "last_modified", "body_digest"):
+    for name in ("etag", "last_modified", "body_digest", "publish_gap", "refresh_hint"):
         if getattr(outcome, name) is not None:
             state[name] = getattr(outcome, name)
     return state
@@ -1241,6 +1258,8 @@ def _feed_state(row: Row[*tuple[Any, ...]]) -> FeedState:
         not_found_count=row.not_found_count,
         attention=row.attention,
         leased_until=row.leased_until,
+        publish_gap=row.publish_gap,
+        refresh_hint=row.refresh_hint,
     )
 
 

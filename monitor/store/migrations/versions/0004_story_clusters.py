@@ -1,7 +1,7 @@
 """Story clusters: which story an article belongs to, so threads survive a restart (#10).
 
 Revision ID: 0004
-Revises: 0008
+Revises: 0007
 Create Date: 2026-12-03
 
 The cluster id is the row id of the story's first article; NULL for articles stored
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0008"  # main's head when written; the task said 0003, see the report
+down_revision = "0007"  # main's head at merge; the task said 0003, re-chain as needed
 branch_labels = None
 depends_on = None
 
