@@ -220,3 +220,67 @@ def test_two_workers_clustering_at_once_agree_on_the_story(postgres_url):
     engine.dispose()
     assert len(rows) == 2
     assert {cluster for _, cluster in rows} == {min(id_ for id_, _ in rows)}
+
+
+def test_forty_stories_from_two_outlets_thread_past_a_batch_at_the_rate_limit(
+    database_url, slack_server
+):
+    """80 alerts (more than a batch of 50): 40 alerts, each with its copy in its thread."""
+    from monitor.model import FeedSpec, Match, TermHit
+    from monitor.notify.slack import SlackBotSender
+    from monitor.pipeline import deliver_pending
+    from monitor.schedule import Pacing
+
+    # One row of each of the dev set's first 40 stories: none of them join another.
+    firsts = list({row["cluster"]: row for row in reversed(list(ROWS.values()))}.values())[:40]
+    feeds = [
+        FeedSpec("https://wire.example/rss", "Wire"),
+        FeedSpec("https://copy.example/rss", "Copy"),
+    ]
+    store = Store.open(database_url)
+    store.upgrade()
+    now = datetime.now(UTC)
+    store.sync_feeds(feeds, now)
+    store.cluster_stories(timedelta(days=3), now)
+    hit = TermHit("face", "title", "face", 0, 4)
+    match = Match("fr", "Face", "high", "#alerts", (hit,))
+    for offset, feed in enumerate(feeds):
+        items = tuple(
+            (
+                Article(
+                    feed.url,
+                    f"{feed.name}-{row['id']}",
+                    row["title"],
+                    now - timedelta(minutes=2 * (40 - n) - offset),
+                    link=f"{feed.url}/{row['id']}",
+                    summary=row["summary"],
+                    feed_name=feed.name,
+                ),
+                (match,),
+            )
+            for n, row in enumerate(firsts)
+        )
+        outcome = PollOutcome(feed.url, now, now + timedelta(minutes=5), 200, articles=items)
+        assert store.record_poll(outcome).new_deliveries == 40
+    # Slack's rate (1 a second) would make this 80 s; the server and the pacing are both
+    # twenty times faster here, as in test_delivery.py; the CLI tests above use the default.
+    slack_server.limit_rate(per_second=20, burst=3)
+    sender = SlackBotSender(slack_server.token, base_url=slack_server.api_url)
+    report = deliver_pending(
+        store, sender, default_channel=None, pacing=Pacing(interval=0.05, burst=2)
+    )
+    counts = store.delivery_counts()
+    store.close()
+    assert (report.sent, report.retrying, report.failed) == (80, 0, 0)
+    assert counts == {"sent": 80}
+    assert slack_server.rate_limited == 0
+    messages = slack_server.messages
+    top = {m.ts: m for m in messages if m.thread_ts is None}
+    replies = [m for m in messages if m.thread_ts is not None]
+    assert len(top) == 40
+    assert len(replies) == 40
+    assert sorted(m.thread_ts for m in replies) == sorted(top)  # one reply in each thread
+    for reply in replies:
+        wire = text_of(top[reply.thread_ts])
+        story = next(row for row in firsts if f"wire.example/rss/{row['id']}|" in wire)
+        assert f"copy.example/rss/{story['id']}|Copy>" in text_of(reply)
