@@ -284,3 +284,71 @@ def test_forty_stories_from_two_outlets_thread_past_a_batch_at_the_rate_limit(
         wire = text_of(top[reply.thread_ts])
         story = next(row for row in firsts if f"wire.example/rss/{row['id']}|" in wire)
         assert f"copy.example/rss/{story['id']}|Copy>" in text_of(reply)
+
+
+def _one_story_from_three_outlets(database_url: str) -> tuple[Store, datetime]:
+    """A store holding one story's three alerts (the wire's first), clustered."""
+    from monitor.model import FeedSpec, Match, TermHit
+
+    feeds = [FeedSpec(f"https://{name}.example/rss", name) for name in ("wire", "verge", "local")]
+    store = Store.open(database_url)
+    store.upgrade()
+    now = datetime.now(UTC)
+    store.sync_feeds(feeds, now)
+    store.cluster_stories(timedelta(days=3), now)
+    match = Match("fr", "Face", "high", "#alerts", (TermHit("ban", "title", "ban", 0, 3),))
+    for minutes, (feed, row) in enumerate(zip(feeds, ["D136", "D136", "D138"], strict=True)):
+        article = Article(
+            feed.url,
+            row,
+            ROWS[row]["title"],
+            now - timedelta(minutes=30 - minutes),
+            link=f"{feed.url}/{row}",
+            summary=ROWS[row]["summary"],
+            feed_name=feed.name,
+        )
+        outcome = PollOutcome(feed.url, now, now, 200, articles=[(article, [match])])
+        assert store.record_poll(outcome).new_deliveries == 1
+    return store, now
+
+
+def test_replies_wait_for_an_alert_slack_refused_for_now_then_thread_under_it(
+    database_url, slack_server
+):
+    from monitor.notify.slack import SlackBotSender
+    from monitor.pipeline import deliver_pending
+
+    store, now = _one_story_from_three_outlets(database_url)
+    sender = SlackBotSender(slack_server.token, base_url=slack_server.api_url)
+    slack_server.fail_next(4, status=503, retry_after=None)  # slack-sdk's 3 retries, then ours
+    first = deliver_pending(store, sender, default_channel=None, sleep=lambda _: None)
+    assert (first.sent, first.retrying, first.failed) == (0, 3, 0)
+    assert slack_server.messages == ()  # no reply went ahead of its alert
+    later = now + timedelta(minutes=10)  # past the alert's backoff
+    second = deliver_pending(store, sender, default_channel=None, clock=lambda: later)
+    store.close()
+    assert (second.sent, second.retrying, second.failed) == (3, 0, 0)
+    alert, *replies = slack_server.messages
+    assert alert.thread_ts is None and "wire.example" in text_of(alert)
+    assert [m.thread_ts for m in replies] == [alert.ts, alert.ts]
+
+
+def test_replies_whose_alert_another_worker_holds_wait_for_it(database_url, slack_server):
+    from monitor.notify.render import render_alert
+    from monitor.notify.slack import SlackBotSender
+    from monitor.pipeline import deliver_pending
+
+    store, now = _one_story_from_three_outlets(database_url)
+    sender = SlackBotSender(slack_server.token, base_url=slack_server.api_url)
+    (held,) = store.claim_deliveries(now, timedelta(minutes=5), 1)  # another worker's claim
+    assert held.thread is None and held.article.feed_name == "wire"
+    waiting = deliver_pending(store, sender, default_channel=None)
+    assert (waiting.sent, waiting.retrying) == (0, 2)
+    assert slack_server.messages == ()
+    ts = sender.send("#alerts", render_alert(held.article, held.matches))  # that worker sends
+    store.mark_delivered(held.id, now, ts)
+    later = now + timedelta(minutes=1)
+    replied = deliver_pending(store, sender, default_channel=None, clock=lambda: later)
+    store.close()
+    assert replied.sent == 2
+    assert [m.thread_ts for m in slack_server.messages] == [None, ts, ts]
