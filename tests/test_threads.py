@@ -21,7 +21,11 @@ from click.testing import CliRunner
 from sqlalchemy import create_engine, select
 
 from monitor.cli import main
-from monitor.model import Article
+from monitor.model import Article, FeedSpec, Match, TermHit
+from monitor.notify.render import render_alert
+from monitor.notify.slack import SlackBotSender
+from monitor.pipeline import deliver_pending
+from monitor.schedule import Pacing
 from monitor.store.schema import articles
 from monitor.store.store import PollOutcome, Store
 
@@ -178,8 +182,6 @@ def test_two_workers_clustering_at_once_agree_on_the_story(postgres_url):
     """Two stores (two workers) record copies of one story in one instant: one cluster."""
     setup = Store.open(postgres_url)
     setup.upgrade()
-    from monitor.model import FeedSpec
-
     setup.sync_feeds(
         [FeedSpec("https://a.example/f"), FeedSpec("https://b.example/f")], datetime.now(UTC)
     )
@@ -226,10 +228,6 @@ def test_forty_stories_from_two_outlets_thread_past_a_batch_at_the_rate_limit(
     database_url, slack_server
 ):
     """80 alerts (more than a batch of 50): 40 alerts, each with its copy in its thread."""
-    from monitor.model import FeedSpec, Match, TermHit
-    from monitor.notify.slack import SlackBotSender
-    from monitor.pipeline import deliver_pending
-    from monitor.schedule import Pacing
 
     # One row of each of the dev set's first 40 stories: none of them join another.
     firsts = list({row["cluster"]: row for row in reversed(list(ROWS.values()))}.values())[:40]
@@ -288,7 +286,6 @@ def test_forty_stories_from_two_outlets_thread_past_a_batch_at_the_rate_limit(
 
 def _one_story_from_three_outlets(database_url: str) -> tuple[Store, datetime]:
     """A store holding one story's three alerts (the wire's first), clustered."""
-    from monitor.model import FeedSpec, Match, TermHit
 
     feeds = [FeedSpec(f"https://{name}.example/rss", name) for name in ("wire", "verge", "local")]
     store = Store.open(database_url)
@@ -315,8 +312,6 @@ def _one_story_from_three_outlets(database_url: str) -> tuple[Store, datetime]:
 def test_replies_wait_for_an_alert_slack_refused_for_now_then_thread_under_it(
     database_url, slack_server
 ):
-    from monitor.notify.slack import SlackBotSender
-    from monitor.pipeline import deliver_pending
 
     store, now = _one_story_from_three_outlets(database_url)
     sender = SlackBotSender(slack_server.token, base_url=slack_server.api_url)
@@ -334,9 +329,6 @@ def test_replies_wait_for_an_alert_slack_refused_for_now_then_thread_under_it(
 
 
 def test_replies_whose_alert_another_worker_holds_wait_for_it(database_url, slack_server):
-    from monitor.notify.render import render_alert
-    from monitor.notify.slack import SlackBotSender
-    from monitor.pipeline import deliver_pending
 
     store, now = _one_story_from_three_outlets(database_url)
     sender = SlackBotSender(slack_server.token, base_url=slack_server.api_url)

@@ -638,6 +638,8 @@ class Store:
 
         Loads the stories published within `window` of `now` (at most MAX_INDEXED_STORIES,
         the newest), so a restart keeps threading them. Returns how many were loaded.
+        The index is this Store's: record_polls then runs from one thread at a time (a poll
+        cycle's writer thread does), other workers' articles reach it through the database.
         """
         index = StoryIndex(window)
         newest = _story_rows(now - window).order_by(articles.c.id.desc())
