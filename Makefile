@@ -33,10 +33,11 @@ typecheck: $(STAMP)
 
 check: lint typecheck test  ## what CI runs (.ci/run): ruff, mypy on monitor/ and tests/, tests with the gate
 
-bench: $(STAMP)          ## benchmarks: poll cycle (needs nginx), matching, held alerts
+bench: $(STAMP)          ## benchmarks: poll cycle (needs nginx), matching, held alerts, story clustering
 	$(BIN)/python benchmarks/poll.py
 	$(BIN)/python benchmarks/matching.py
 	$(BIN)/python benchmarks/holds.py
+	$(BIN)/python benchmarks/clustering.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info .coverage .coverage.* htmlcov

@@ -277,6 +277,15 @@ class Settings(BaseModel):
         le=3650 * 86400,
     )
 
+    cluster_window: Seconds = _setting(
+        3 * 86400.0,
+        "MONITOR_CLUSTER_WINDOW",
+        "near-duplicate articles published this close together are one story: one alert, the"
+        " others as replies in its thread (0 turns story clustering off)",
+        ge=0,
+        le=30 * 86400,
+    )
+
     @field_validator("retention")
     @classmethod
     def _retention_off_or_a_day(cls, value: float) -> float:

@@ -22,7 +22,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from itertools import islice
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -31,7 +30,13 @@ from monitor.feeds.fetch import FetchOptions, FetchRequest
 from monitor.feeds.parse import body_digest
 from monitor.model import SEVERITIES
 from monitor.notify.base import AlertRenderer, AlertSender
-from monitor.notify.render import MAX_GROUP, SlackMessage, render_alert, render_group
+from monitor.notify.render import (
+    MAX_GROUP,
+    SlackMessage,
+    render_alert,
+    render_group,
+    render_reply,
+)
 from monitor.ports import DeliveryStore, FeedFetcher, FeedReader, OpenFetcher, PollStore
 from monitor.schedule import (
     SLACK_PACING,
@@ -49,7 +54,7 @@ from monitor.schedule import (
     retry_after_at,
     send_at,
 )
-from monitor.store.store import FeedState, PendingDelivery, PollOutcome, PollSaved
+from monitor.store.store import FeedState, PendingDelivery, PollOutcome, PollSaved, ThreadParent
 
 log = logging.getLogger(__name__)
 
@@ -487,6 +492,7 @@ def deliver_pending(
     waiting: set[int] = set()  # still pending, to be retried: failed for now, or released
     grouping: set[str] = set()  # channels whose alerts go in grouped messages this run
     errors: list[str] = []
+    threads = _Threads(store, waiting)
     more = True
     for _ in range(MAX_RUN_SENDS):
         queued = sum(len(queue) for queue in queues.values())
@@ -506,10 +512,17 @@ def deliver_pending(
         at = send_at(pacing, paces.get(channel), now)
         if at > stop_at:
             break
+        queue = queues[channel]
+        ready = threads.resolve(queue[0], held_until, now)
+        if ready is None:  # its story's first alert is not out yet: it waits for it
+            queue.popleft()
+            if not queue:
+                del queues[channel]
+            continue
+        queue[0] = ready
         wait = (at - now).total_seconds()
         if wait > 0:
             sleep(wait)
-        queue = queues[channel]
         if group_above and (channel in grouping or len(queue) > group_above):
             grouping.add(channel)
             if more and len(queue) < MAX_GROUP:
@@ -517,15 +530,17 @@ def deliver_pending(
                 more = _claim_more(
                     store, queues, held_until, clock(), claim_lease, MAX_GROUP - len(queue), route
                 )
-        parcel, message = _next_parcel(queue, channel in grouping, render)
+        parcel, message = _next_parcel(queue, channel in grouping, render, threads)
         try:
             reference = sender.send(channel, message)
         except DeliveryError as exc:
             text = str(exc)
             errors.append(text)
             if exc.permanent:
+                replies: list[PendingDelivery] = []
                 for delivery in parcel:
                     store.mark_failed(delivery.id, clock(), text, None)
+                    replies += threads.failed(delivery.id)
                     log.error(
                         "alert %d to %s failed permanently: %s",
                         delivery.id,
@@ -535,6 +550,7 @@ def deliver_pending(
                     )
                     failed += 1
                     waiting.discard(delivery.id)
+                queue.extendleft(reversed(replies))
             else:
                 wait_for = exc.retry_after if isinstance(exc, RetryLaterError) else None
                 retry_at = delivery_retry_at(clock(), parcel[0].attempts, wait_for)
@@ -549,15 +565,19 @@ def deliver_pending(
                         extra=_log_context(delivery),
                     )
                     waiting.add(delivery.id)
+                    threads.release(delivery.id, retry_at)
                     queue.appendleft(replace(delivery, attempts=delivery.attempts + 1))
                     held_until[delivery.id] = retry_at  # mark_failed made it due then
                 paces[channel] = after_pause(pacing, paces.get(channel), retry_at)
                 hold = wait_for is not None and wait_for <= MAX_HELD_PAUSE
                 waiting.update(_release_unheld(store, queue, held_until, retry_at, hold))
         else:
+            replies = []
             for delivery in parcel:
                 store.mark_delivered(delivery.id, clock(), reference)
+                replies += threads.sent(delivery.id, reference)
                 waiting.discard(delivery.id)
+            queue.extendleft(reversed(replies))
             paces[channel] = after_send(pacing, paces.get(channel), clock())
             sent += len(parcel)
             if len(parcel) > 1:
@@ -569,6 +589,7 @@ def deliver_pending(
         ids = [delivery.id for delivery in queue]
         store.release_deliveries(ids, send_at(pacing, paces.get(channel), clock()))
         waiting.update(ids)
+    threads.release_all(clock())
     return DeliveryReport(sent=sent, retrying=len(waiting), failed=failed, errors=tuple(errors))
 
 
@@ -605,16 +626,112 @@ def _claim_more(
 
 
 def _next_parcel(
-    queue: deque[PendingDelivery], grouped: bool, render: AlertRenderer
+    queue: deque[PendingDelivery], grouped: bool, render: AlertRenderer, threads: _Threads
 ) -> tuple[list[PendingDelivery], SlackMessage]:
-    """The alerts the next message carries, from the head of ``queue``, and that message."""
-    if grouped and len(queue) > 1:
-        message, count = render_group(
-            [(delivery.article, delivery.matches) for delivery in islice(queue, MAX_GROUP)]
-        )
-        return [queue.popleft() for _ in range(count)], message
+    """The alerts the next message carries, from the head of ``queue``, and that message.
+
+    A grouped message lists each story once: a later article of a story in the group, or
+    of one already out, is left in the queue, behind the alerts that did not fit, to reply
+    in its story's thread.
+    """
+    if grouped and len(queue) > 1 and queue[0].thread is None:
+        taken: list[PendingDelivery] = []
+        replies: list[PendingDelivery] = []
+        # A story's first alert may come after a copy published earlier: it takes the line.
+        queued = {delivery.id for delivery in queue}
+        for _ in range(len(queue)):
+            if len(taken) == MAX_GROUP:
+                break
+            delivery = queue.popleft()
+            story = delivery.thread
+            if story is not None and (threads.is_out(story) or story.id in queued):
+                replies.append(delivery)
+            else:
+                taken.append(delivery)
+        message, count = render_group([(d.article, d.matches) for d in taken])
+        queue.extendleft(reversed(taken[count:] + replies))
+        return taken[:count], message
     delivery = queue.popleft()
-    return [delivery], render(delivery.article, delivery.matches)
+    return [delivery], threads.message(delivery, render)
+
+
+# How long a story's later alert waits, at most, for a first alert another run holds.
+THREAD_WAIT = timedelta(seconds=30)
+
+
+class _Threads:
+    """One delivery run's threading (#10): a story's later alerts reply to its first one.
+
+    A reply waits for its first alert: parked in this run when the run holds that alert,
+    else handed back until it may be out. If the first alert fails for good, the next
+    of the story to come up becomes its alert, and the others reply to that one.
+    """
+
+    def __init__(self, store: DeliveryStore, waiting: set[int]) -> None:
+        self._store = store
+        self._waiting = waiting  # the run's "to retry" set
+        self._sent: dict[int, str | None] = {}  # delivery id -> Slack ts, sent in this run
+        self._parked: dict[int, list[PendingDelivery]] = {}  # first alert's id -> replies
+        # A first alert that failed for good -> the one that took its place (None: none yet).
+        self._replaced: dict[int, ThreadParent | None] = {}
+
+    def resolve(
+        self, delivery: PendingDelivery, held_until: dict[int, datetime], now: datetime
+    ) -> PendingDelivery | None:
+        """``delivery`` as it goes now (an alert, or a reply to a sent one), or None when it
+        must wait for its story's first alert: then it is parked or handed back here."""
+        parent, failed = delivery.thread, None
+        for _ in range(len(self._replaced) + 1):  # follows a chain of failed alerts
+            if parent is None or parent.id not in self._replaced:
+                break
+            failed, parent = parent.id, self._replaced[parent.id]
+        if parent is None:
+            if failed is not None:  # the story's alert failed for good: this one is it now
+                self._replaced[failed] = ThreadParent(delivery.id, "pending", None, now)
+            return replace(delivery, thread=None)
+        if parent.status == "sent" or parent.id in self._sent:
+            return replace(delivery, thread=parent)
+        if parent.id in held_until:  # this run sends it: go right after it
+            self._parked.setdefault(parent.id, []).append(delivery)
+            return None
+        # Another run holds it or it waits for a retry: look again when it may be out.
+        again = max(now + timedelta(seconds=1), min(parent.next_attempt_at, now + THREAD_WAIT))
+        self._store.release_deliveries([delivery.id], again)
+        self._waiting.add(delivery.id)
+        return None
+
+    def is_out(self, parent: ThreadParent) -> bool:
+        """Whether a story's first alert was sent (in this run or before)."""
+        return parent.status == "sent" or parent.id in self._sent
+
+    def message(self, delivery: PendingDelivery, render: AlertRenderer) -> SlackMessage:
+        parent = delivery.thread
+        if parent is None:
+            return render(delivery.article, delivery.matches)
+        return render_reply(delivery.article, self._sent.get(parent.id, parent.reference))
+
+    def sent(self, delivery_id: int, reference: str | None) -> list[PendingDelivery]:
+        """The replies that waited for this alert, to send next."""
+        self._sent[delivery_id] = reference
+        return self._parked.pop(delivery_id, [])
+
+    def failed(self, delivery_id: int) -> list[PendingDelivery]:
+        """This alert failed for good: the replies that waited for it, to send next (the
+        first of them, or of the story's later ones, takes its place)."""
+        self._replaced[delivery_id] = None
+        return self._parked.pop(delivery_id, [])
+
+    def release(self, delivery_id: int, at: datetime) -> None:
+        """This alert will be retried at ``at``: its replies wait until then too."""
+        ids = [reply.id for reply in self._parked.pop(delivery_id, [])]
+        if ids:
+            self._store.release_deliveries(ids, at)
+            self._waiting.update(ids)
+
+    def release_all(self, at: datetime) -> None:
+        """End of the run: replies still waiting are due again with their first alert."""
+        for parent_id in list(self._parked):
+            self.release(parent_id, at)
 
 
 def _release_unheld(

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -177,9 +178,20 @@ class Service:
     def start(self) -> None:
         """Load the rules and sync the feeds file; polls and reloads start it if nobody did.
 
-        Called before the scheduler starts, so its jobs never race to do it.
+        Called before the scheduler starts, so its jobs never race to do it. With story
+        clustering on (MONITOR_CLUSTER_WINDOW), its index is rebuilt from the database here.
         """
         self._live_rules()
+        window = self.settings.cluster_window
+        if window:
+            started = time.monotonic()
+            loaded = self.store.cluster_stories(timedelta(seconds=window), datetime.now(UTC))
+            log.debug(
+                "story clusters: %d articles of the last %s indexed in %.1fs",
+                loaded,
+                _duration_text(window),
+                time.monotonic() - started,
+            )
 
     def _live_rules(self) -> LiveRules:
         if self._rules is None:
@@ -359,6 +371,14 @@ class Service:
             self.edges.sender.send(channel, render_notice(summary))
         except Exception as exc:  # the ops notice is best effort; the log already has it
             log.error("could not tell %s about rule errors: %s", channel, exc)
+
+
+def _duration_text(seconds: float) -> str:
+    """`3d`, `12h`, `90m` or `45s`: a setting's value as the operator writes it."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
 
 
 def log_poll(report: PollReport) -> None:

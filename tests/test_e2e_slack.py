@@ -61,6 +61,10 @@ def environment(
         "MONITOR_FEEDS": str(tmp_path / "feeds.yaml"),
         "MONITOR_RULES": str(rules),
         "MONITOR_ALLOW_PRIVATE_ADDRESSES": "true",
+        # The items differ only in a number ("Town 01", "Town 02"), which story clustering
+        # rightly reads as one story edited; these tests are about the messages, not threads
+        # (tests/test_threads.py covers clustering with the default window).
+        "MONITOR_CLUSTER_WINDOW": "0",
     }
 
 

@@ -2,7 +2,13 @@
 
 from monitor.notify.base import AlertSender
 from monitor.notify.console import ConsoleSender
-from monitor.notify.render import SlackMessage, escape_mrkdwn, render_alert, render_notice
+from monitor.notify.render import (
+    SlackMessage,
+    escape_mrkdwn,
+    render_alert,
+    render_notice,
+    render_reply,
+)
 from monitor.notify.slack import SlackBotSender, SlackIdentity, SlackWebhookSender, check_slack
 
 __all__ = [
@@ -16,4 +22,5 @@ __all__ = [
     "escape_mrkdwn",
     "render_alert",
     "render_notice",
+    "render_reply",
 ]

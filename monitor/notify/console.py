@@ -25,8 +25,12 @@ class ConsoleSender:
         """Print ``message`` under a line naming ``channel``."""
         stream = self._stream if self._stream is not None else sys.stdout
         body = message.plain or _unescape(message.text)
+        if message.reply:  # under the story it belongs to, which was printed before it
+            text = "\n".join(f"    ↳ {line}" for line in body.splitlines())
+        else:
+            text = f"── {channel} ──\n{body}"
         try:
-            stream.write(f"── {channel} ──\n{body}\n\n")
+            stream.write(f"{text}\n\n")
             stream.flush()
         except (OSError, ValueError) as exc:  # ValueError: the stream was closed
             raise DeliveryError(channel, f"cannot write the alert to the console: {exc}") from exc

@@ -63,6 +63,8 @@ class SlackMessage:
     text: str  # notification/fallback text (escaped)
     blocks: tuple[Mapping[str, Any], ...]
     plain: str = ""  # the same alert as readable plain text, for a terminal
+    reply: bool = False  # a later article of a story: a reply under its first alert (#10)
+    thread_ts: str | None = None  # the first alert's Slack ts, when it has one
 
 
 class Mrkdwn(str):
@@ -134,6 +136,23 @@ def template_values(article: Article, matches: Sequence[Match]) -> dict[str, Any
             for match in ordered
         ],
     }
+
+
+def render_reply(article: Article, thread_ts: str | None) -> SlackMessage:
+    """A later article of a story, for the thread of its first alert: "Also: <outlet>: <headline>".
+
+    Short on purpose: the first alert already says what matched and why.
+    """
+    source = _escaped(_source(article), 200)
+    link = safe_link(article.link)
+    outlet = f"<{link}|{source}>" if link else source
+    title = _escaped(_one_line(article.title), 500) or "(no title)"
+    text = _escaped(f"Also: {_source(article)}: {_one_line(article.title)}", MAX_FALLBACK)
+    block = _section(f"Also: *{outlet}*: {title}")
+    plain = _INVISIBLE.sub("", f"Also: {_source(article)}: {_one_line(article.title)}")
+    if link:
+        plain += f"\n{link}"
+    return SlackMessage(text=text, blocks=(block,), plain=plain, reply=True, thread_ts=thread_ts)
 
 
 def render_notice(summary: str) -> SlackMessage:

@@ -112,6 +112,7 @@ class SlackBotSender:
                 unfurl_links=False,
                 unfurl_media=False,
                 link_names=False,  # "@channel" typed in feed text must stay text
+                thread_ts=message.thread_ts,  # a reply to a story's first alert (#10)
             )
         except SlackApiError as exc:
             raise _bot_error(
@@ -132,7 +133,11 @@ class SlackBotSender:
 
 
 class SlackWebhookSender:
-    """Posts to one incoming webhook; its channel is fixed, ``channel`` only labels errors."""
+    """Posts to one incoming webhook; its channel is fixed, ``channel`` only labels errors.
+
+    A webhook cannot post into a thread: a story's later articles arrive as their short
+    "Also:" messages in the channel itself (docs/delivery.md).
+    """
 
     def __init__(
         self,

@@ -119,9 +119,12 @@ articles = Table(
     Column("seen_at", UTCDateTime, nullable=False),
     # Refreshed (at most daily) while the feed still carries it; NULL: not since seen_at.
     Column("last_seen_at", UTCDateTime, nullable=True),
+    # The story (#10): the row id of its first article; NULL: stored without clustering.
+    Column("cluster_id", Integer, nullable=True),
     UniqueConstraint("feed_id", "entry_id"),
     UniqueConstraint("link"),
     Index(None, "published"),
+    Index(None, "cluster_id"),
 )
 
 matches = Table(

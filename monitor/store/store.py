@@ -32,6 +32,7 @@ from sqlalchemy import (
     Select,
     Table,
     and_,
+    bindparam,
     delete,
     func,
     literal,
@@ -66,9 +67,14 @@ from monitor.store.schema import (
     holds,
     matches,
 )
+from monitor.stories import Story, StoryIndex, story_of
 
 # Arbitrary constant key: concurrent `upgrade()` calls on PostgreSQL migrate one at a time.
 _MIGRATION_LOCK_KEY = 0x6D6F6E69746F72
+# Another: writers that store new articles cluster them one transaction at a time (#10).
+_CLUSTER_LOCK_KEY = 0x73746F72696573
+# Articles the story index is rebuilt from at start, newest first: a bound on start-up time.
+MAX_INDEXED_STORIES = 20_000
 # Delivery channel of matches whose rule named none; the sender picks its default channel.
 DEFAULT_CHANNEL = ""
 # Keeps IN (...) lists well under SQLite's bound-parameter limit.
@@ -207,6 +213,22 @@ class PendingDelivery:
     attempts: int
     article: Article
     matches: tuple[Match, ...]
+    thread: ThreadParent | None = None  # a later article of a story: its first alert here
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadParent:
+    """The first alert of a story in a channel, as claimed: later articles reply to it (#10).
+
+    The first is the oldest delivery of the story's articles to that channel that has
+    not failed for good; `reference` is its Slack ts once sent (None: sent where
+    messages have no ts, a webhook or the console).
+    """
+
+    id: int
+    status: str  # "pending" or "sent"
+    reference: str | None
+    next_attempt_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +273,7 @@ class Store(HoldStore):
         """Use `Store.open`; this only wires an existing engine."""
         self._engine = engine
         self._url = url
+        self._stories: StoryIndex | None = None  # None: new articles are not clustered
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -597,17 +620,49 @@ class Store(HoldStore):
                     )
         # Written in feed-URL order, so concurrent writers lock feed rows in the same order.
         order = sorted(range(len(outcomes)), key=lambda i: outcomes[i].feed_url)
+        index = self._stories if any(outcome.articles for outcome in outcomes) else None
+        staged: list[Story] = []
 
         def record(connection: Connection) -> list[PollSaved]:
+            staged.clear()  # a transaction run again starts over
+            if index is not None:
+                _catch_up(connection, index, min(o.polled_at for o in outcomes))
             saved = {
                 i: _record(
-                    connection, outcomes[i], self.gatekeeper(connection, outcomes[i].polled_at)
+                    connection,
+                    outcomes[i],
+                    self.gatekeeper(connection, outcomes[i].polled_at),
+                    index,
+                    staged,
                 )
                 for i in order
             }
             return [saved[i] for i in range(len(outcomes))]
 
-        return self._run(record, write=True)
+        saved = self._run(record, write=True)
+        if index is not None:  # committed: this worker's own stories join the index
+            for story in staged:
+                index.add(story)
+            index.forget_before(max(o.polled_at for o in outcomes) - index.window)
+        return saved
+
+    def cluster_stories(self, window: timedelta, now: datetime) -> int:
+        """Cluster the articles recorded from now on, rebuilding the index from the database.
+
+        Loads the stories published within `window` of `now` (at most MAX_INDEXED_STORIES,
+        the newest), so a restart keeps threading them. Returns how many were loaded.
+        The index is this Store's: record_polls then runs from one thread at a time (a poll
+        cycle's writer thread does), other workers' articles reach it through the database.
+        """
+        index = StoryIndex(window)
+        newest = _story_rows(now - window).order_by(articles.c.id.desc())
+        rows = self._run(
+            lambda connection: connection.execute(newest.limit(MAX_INDEXED_STORIES)).all()
+        )
+        for row in reversed(rows):
+            index.add(_story(row))
+        self._stories = index
+        return len(index)
 
     def articles(
         self, since: datetime | None = None, feed_url: str | None = None, limit: int | None = None
@@ -773,7 +828,18 @@ class Store(HoldStore):
                         found.setdefault((row.article_id, channel), []).append(_match(row))
             return claimed, by_id, found
 
-        claimed, by_id, found = self._run(take, write=True)
+        def take_with_threads(
+            connection: Connection,
+        ) -> tuple[
+            list[Row[Any]],
+            dict[int, Article],
+            dict[tuple[int, str], list[Match]],
+            dict[int, ThreadParent],
+        ]:
+            claimed, by_id, found = take(connection)
+            return claimed, by_id, found, _thread_parents(connection, claimed)
+
+        claimed, by_id, found, parents = self._run(take_with_threads, write=True)
         claimed.sort(key=lambda row: (by_id[row.article_id].published, row.created_at, row.id))
         return [
             PendingDelivery(
@@ -782,6 +848,7 @@ class Store(HoldStore):
                 attempts=row.attempts,
                 article=by_id[row.article_id],
                 matches=tuple(found.get((row.article_id, row.channel), ())),
+                thread=parents.get(row.id),
             )
             for row in claimed
         ]
@@ -882,6 +949,44 @@ def _delivery_channels(channel: str | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(channel.split())) if channel else (DEFAULT_CHANNEL,)
 
 
+def _thread_parents(connection: Connection, claimed: Sequence[Row[Any]]) -> dict[int, ThreadParent]:
+    """For each claimed delivery of a clustered article, the first alert of its story in its
+    channel, when that is another delivery: the oldest by id that is pending or sent."""
+    clusters: dict[int, int] = {}  # article id -> cluster id
+    for chunk in _chunks(list({row.article_id for row in claimed})):
+        for article_id, cluster_id in connection.execute(
+            select(articles.c.id, articles.c.cluster_id).where(
+                articles.c.id.in_(chunk), articles.c.cluster_id.is_not(None)
+            )
+        ):
+            clusters[article_id] = cluster_id
+    firsts: dict[tuple[int, str], ThreadParent] = {}
+    for chunk in _chunks(sorted(set(clusters.values()))):
+        rows = connection.execute(
+            select(
+                articles.c.cluster_id,
+                deliveries.c.id,
+                deliveries.c.channel,
+                deliveries.c.status,
+                deliveries.c.reference,
+                deliveries.c.next_attempt_at,
+            )
+            .join(articles, articles.c.id == deliveries.c.article_id)
+            .where(articles.c.cluster_id.in_(chunk), deliveries.c.status.in_(("pending", "sent")))
+            .order_by(deliveries.c.id)
+        )
+        for found in rows:
+            parent = ThreadParent(found.id, found.status, found.reference, found.next_attempt_at)
+            firsts.setdefault((found.cluster_id, found.channel), parent)
+    parents: dict[int, ThreadParent] = {}
+    for row in claimed:
+        cluster = clusters.get(row.article_id)
+        first = firsts.get((cluster, row.channel)) if cluster is not None else None
+        if first is not None and first.id < row.id:
+            parents[row.id] = first
+    return parents
+
+
 def _sooner_poll(
     next_poll_at: datetime | None, now: datetime, interval: float | None
 ) -> datetime | None:
@@ -928,9 +1033,16 @@ def _fetch_state(outcome: PollOutcome) -> dict[str, Any]:
 
 
 def _record(
-    connection: Connection, outcome: PollOutcome, gate: Gatekeeper | None = None
+    connection: Connection,
+    outcome: PollOutcome,
+    gate: Gatekeeper | None = None,
+    index: StoryIndex | None = None,
+    staged: list[Story] | None = None,
 ) -> PollSaved:
-    """One outcome of record_polls, inside its transaction; ``gate`` may hold matches back."""
+    """One outcome of record_polls, inside its transaction; ``gate`` may hold matches back.
+
+    Given the story index, it clusters what it stores (the stories it adds go to `staged`,
+    for after the commit)."""
     feed_id = connection.execute(
         select(feeds.c.id).where(feeds.c.url == outcome.feed_url)
     ).scalar_one_or_none()
@@ -952,6 +1064,8 @@ def _record(
         [_article_row(feed_id, article, outcome.polled_at) for article, _ in fresh],
     ).all()
     stored = {row.entry_id: row.id for row in inserted}
+    if index is not None and staged is not None:
+        _assign_clusters(connection, index, staged, fresh, stored)
     match_rows: list[dict[str, Any]] = []
     delivery_rows: list[dict[str, Any]] = []
     held_back = 0
@@ -977,6 +1091,63 @@ def _record(
     if gate is not None:
         gate.write()
     return PollSaved(len(stored), len(match_rows), len(delivery_rows), held_back)
+
+
+def _story_rows(since: datetime) -> Select[Any]:
+    """Clustered articles published since `since`: what the story index holds."""
+    return select(
+        articles.c.id,
+        articles.c.cluster_id,
+        articles.c.title,
+        articles.c.summary,
+        articles.c.published,
+    ).where(articles.c.cluster_id.is_not(None), articles.c.published >= since)
+
+
+def _story(row: Row[Any]) -> Story:
+    return story_of(row.id, row.title, row.summary, row.published, row.cluster_id)
+
+
+def _catch_up(connection: Connection, index: StoryIndex, now: datetime) -> None:
+    """Take the clustering lock, then index the articles other workers stored since.
+
+    The database is the source of truth: under the lock (on SQLite, the write lock
+    every write transaction holds) no other writer stores articles, so what this
+    transaction clusters against is everything committed before it.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CLUSTER_LOCK_KEY})
+    newer = _story_rows(now - index.window).where(articles.c.id > index.last_key)
+    for row in connection.execute(newer.order_by(articles.c.id)):
+        index.add(_story(row))
+
+
+def _assign_clusters(
+    connection: Connection,
+    index: StoryIndex,
+    staged: list[Story],
+    fresh: Sequence[tuple[Article, Sequence[Match]]],
+    stored: dict[str, int],
+) -> None:
+    """Give each stored article the cluster of its story: the most similar earlier
+    article's, else its own id. In the order they were inserted, so ids rise."""
+    changes: list[dict[str, int]] = []
+    for article, _ in fresh:
+        article_id = stored.get(article.entry_id)
+        if article_id is None:
+            continue
+        new = story_of(article_id, article.title, article.summary, article.published)
+        joined = index.find(new.signature, article.published, staged, new)
+        story = replace(new, cluster=article_id if joined is None else joined)
+        staged.append(story)
+        changes.append({"row_id": article_id, "row_cluster": story.cluster})
+    if changes:
+        connection.execute(
+            update(articles)
+            .where(articles.c.id == bindparam("row_id"))
+            .values(cluster_id=bindparam("row_cluster")),
+            changes,
+        )
 
 
 def _refresh_seen(connection: Connection, feed_id: int, outcome: PollOutcome) -> None:

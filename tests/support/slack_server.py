@@ -1,7 +1,8 @@
 """A local stand-in for Slack's Web API and incoming webhooks, as a pytest plugin.
 
 It speaks enough of the real thing for slack-sdk pointed at ``server.api_url``:
-``chat.postMessage`` (JSON or form body), ``auth.test`` and one incoming webhook
+``chat.postMessage`` (JSON or form body; a ``thread_ts`` is recorded with the message),
+``auth.test`` and one incoming webhook
 at ``server.webhook_url``. Like Slack it answers HTTP 200 with ``ok: false`` for
 API errors, enforces the Block Kit limits our renderer must respect (50 blocks, 3,000
 characters a section or context element, 150 a header, 40,000 in all the message's texts:
@@ -47,6 +48,7 @@ class PostedMessage:
     unfurl_media: bool | None
     ts: str | None
     via: str  # "api" or "webhook"
+    thread_ts: str | None = None  # the parent message's ts, for a reply in a thread
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,6 +326,7 @@ def _post_message(server: SlackServer, params: Mapping[str, Any]) -> _Answer:
         _flag(params.get("unfurl_media")),
         ts,
         "api",
+        str(params["thread_ts"]) if params.get("thread_ts") else None,
     )
     answer = _api(
         ok=True,
