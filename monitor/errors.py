@@ -121,6 +121,13 @@ class RetryLaterError(DeliveryError):
         super().__init__(channel, message, permanent=False)
 
 
+class UncertainDeliveryError(RetryLaterError):
+    """The request may have reached Slack but no answer came (reset or timeout after sending).
+
+    Retrying at once could post it twice; the caller retries once after a delay (#9).
+    """
+
+
 def shorten(text: str, limit: int = MAX_MESSAGE) -> str:
     """At most ``limit`` printable characters: error text may quote what a server sent."""
     printable = "".join(char if char.isprintable() else " " for char in text[: limit + 1])

@@ -28,7 +28,7 @@ from monitor.pipeline import DeliveryReport, PollReport
 from monitor.store.store import FeedState
 
 FEED_OUTCOMES = ("updated", "not-modified", "unchanged", "failed")
-DELIVERY_OUTCOMES = ("sent", "retrying", "failed")
+DELIVERY_OUTCOMES = ("sent", "retrying", "failed", "uncertain", "expired")
 FEED_HEALTH = ("ok", "new", "failing", "attention")  # FeedState.health of an active feed
 RESPONSES = ("200", "304", "2xx", "3xx", "4xx", "5xx", "none")  # "none": no HTTP answer
 FETCH_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 60.0)  # seconds
@@ -71,7 +71,8 @@ class Metrics:
         )
         self.alert_deliveries = Counter(
             "monitor_alert_deliveries",
-            "Alert sends by outcome: sent, retrying (re-queued) or failed (given up)",
+            "Alert sends by outcome: sent, retrying (re-queued), failed (given up), uncertain"
+            " (no answer after sending: Slack may have it; retried once) or expired (not sent)",
             ["outcome"],
             registry=self.registry,
         )
@@ -149,6 +150,8 @@ class Metrics:
         self.alert_deliveries.labels("sent").inc(report.sent)
         self.alert_deliveries.labels("retrying").inc(report.retrying)
         self.alert_deliveries.labels("failed").inc(report.failed)
+        self.alert_deliveries.labels("uncertain").inc(report.uncertain)
+        self.alert_deliveries.labels("expired").inc(report.expired)
 
     def record_pruned(self, counts: dict[str, int]) -> None:
         for table, count in counts.items():

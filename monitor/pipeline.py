@@ -17,14 +17,21 @@ import random
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TypeVar
 
-from monitor.errors import DeliveryError, FeedParseError, FetchError, RetryLaterError, shorten
+from monitor.errors import (
+    DeliveryError,
+    FeedParseError,
+    FetchError,
+    RetryLaterError,
+    UncertainDeliveryError,
+    shorten,
+)
 from monitor.feeds.fetch import FetchOptions, FetchRequest
 from monitor.feeds.parse import body_digest
 from monitor.notify.base import AlertSender
@@ -103,6 +110,16 @@ class DeliveryReport:
     retrying: int = 0
     failed: int = 0
     errors: tuple[str, ...] = ()
+    uncertain: int = 0  # sends that may have reached Slack unanswered (incl. a crash's)
+    expired: int = 0  # too old, or their rule no longer sends there: not sent
+
+
+@dataclass(frozen=True, slots=True)
+class Expiry:
+    """What makes a queued alert stale: its age, and the rules and channels live now."""
+
+    max_age: timedelta
+    routes: Mapping[str, frozenset[str]] | None = None  # rule id -> its channels; None: unchecked
 
 
 @dataclass(slots=True)
@@ -402,6 +419,7 @@ def deliver_pending(
     pacing: Pacing = SLACK_PACING,
     paces: dict[str, datetime] | None = None,
     time_limit: float = DELIVERY_RUN_LIMIT,
+    expiry: Expiry | None = None,
 ) -> DeliveryReport:
     """Send every due alert, batch after batch, each channel paced at Slack's rate (#9).
 
@@ -409,6 +427,10 @@ def deliver_pending(
     found). A retryable failure pauses only that channel: the alerts behind it wait in
     order and go once it opens, in this run if their claim lasts until then, else they
     are released to that time. ``paces`` keeps each channel's pace across runs.
+
+    A send that may have reached Slack unanswered (or that a crash interrupted) is retried
+    once after a delay and then given up, so Slack holds at most one duplicate of it;
+    alerts that ``expiry`` finds stale are expired, not sent.
     """
     paces = {} if paces is None else paces
     started = clock()
@@ -417,7 +439,8 @@ def deliver_pending(
     claim_lease = lease + timedelta(seconds=batch * pacing.interval)
     queues: dict[str, deque[PendingDelivery]] = {}
     held_until: dict[int, datetime] = {}  # delivery id -> end of its claim
-    sent = failed = 0
+    paused: dict[str, datetime] = {}  # channel -> when it opens again, its queue released
+    sent = failed = uncertain = expired = 0
     waiting: set[int] = set()  # still pending, to be retried: failed for now, or released
     errors: list[str] = []
     more = True
@@ -425,15 +448,39 @@ def deliver_pending(
         queued = sum(len(queue) for queue in queues.values())
         if (more and queued <= batch // 2) or not queues:
             now = clock()
-            claimed = (
-                store.claim_deliveries(now, claim_lease, batch - queued) if now < stop_at else []
-            )
+            claimed = []
+            if now < stop_at:
+                settled = store.settle_interrupted(now)
+                uncertain += settled.uncertain + settled.failed
+                failed += settled.failed
+                claimed = store.claim_deliveries(now, claim_lease, batch - queued)
             more = len(claimed) == batch - queued
+            behind: dict[str, list[int]] = {}
             for delivery in claimed:
+                reason = stale_reason(delivery, now, expiry)
+                if reason is not None:
+                    store.mark_expired(delivery.id, now, reason)
+                    log.warning(
+                        "alert %d to %s expired: %s",
+                        delivery.id,
+                        delivery.channel or "the default channel",
+                        reason,
+                        extra=_log_context(delivery),
+                    )
+                    expired += 1
+                    continue
                 channel = delivery.channel or default_channel or ""
+                if paused.get(channel, now) > now:  # newer alerts wait behind the paused ones
+                    behind.setdefault(channel, []).append(delivery.id)
+                    continue
                 queues.setdefault(channel, deque()).append(delivery)
                 held_until[delivery.id] = now + claim_lease
+            for channel, ids in behind.items():
+                store.release_deliveries(ids, paused[channel])
+                waiting.update(ids)
             if not queues:
+                if more and behind:
+                    continue  # all it claimed waits behind a pause: claim what is after
                 break
         now = clock()
         channel = min(queues, key=lambda c: send_at(pacing, paces.get(c), now))
@@ -445,12 +492,27 @@ def deliver_pending(
             sleep(wait)
         queue = queues[channel]
         delivery = queue.popleft()
+        store.start_send(delivery.id, clock())
         try:
             reference = sender.send(channel, render_alert(delivery.article, delivery.matches))
         except DeliveryError as exc:
             message = str(exc)
             errors.append(message)
-            if exc.permanent:
+            gave_up = exc.permanent
+            wait_for = exc.retry_after if isinstance(exc, RetryLaterError) else None
+            retry_at = delivery_retry_at(clock(), delivery.attempts, wait_for)
+            if isinstance(exc, UncertainDeliveryError):
+                uncertain += 1
+                gave_up = store.mark_uncertain(delivery.id, clock(), message, retry_at)
+                if gave_up:
+                    log.error(
+                        "alert %d to %s given up: %s; it may be in the channel twice",
+                        delivery.id,
+                        channel,
+                        message,
+                        extra=_log_context(delivery),
+                    )
+            elif exc.permanent:
                 store.mark_failed(delivery.id, clock(), message, None)
                 log.error(
                     "alert %d to %s failed permanently: %s",
@@ -459,12 +521,12 @@ def deliver_pending(
                     message,
                     extra=_log_context(delivery),
                 )
+            else:
+                store.mark_failed(delivery.id, clock(), message, retry_at)
+            if gave_up:
                 failed += 1
                 waiting.discard(delivery.id)
             else:
-                wait_for = exc.retry_after if isinstance(exc, RetryLaterError) else None
-                retry_at = delivery_retry_at(clock(), delivery.attempts, wait_for)
-                store.mark_failed(delivery.id, clock(), message, retry_at)
                 log.warning(
                     "alert %d to %s will be retried at %s: %s",
                     delivery.id,
@@ -477,9 +539,12 @@ def deliver_pending(
                 paces[channel] = after_pause(pacing, paces.get(channel), retry_at)
                 retried = replace(delivery, attempts=delivery.attempts + 1)
                 queue.appendleft(retried)
-                held_until[delivery.id] = retry_at  # mark_failed made it due then
+                held_until[delivery.id] = retry_at  # marking it made it due then
                 hold = wait_for is not None and wait_for <= MAX_HELD_PAUSE
                 waiting.update(_release_unheld(store, queue, held_until, retry_at, hold))
+                if not queue:
+                    paused[channel] = retry_at
+                    store.pause_channel(delivery.channel, retry_at)
         else:
             store.mark_delivered(delivery.id, clock(), reference)
             paces[channel] = after_send(pacing, paces.get(channel), clock())
@@ -492,7 +557,55 @@ def deliver_pending(
         ids = [delivery.id for delivery in queue]
         store.release_deliveries(ids, send_at(pacing, paces.get(channel), clock()))
         waiting.update(ids)
-    return DeliveryReport(sent=sent, retrying=len(waiting), failed=failed, errors=tuple(errors))
+    return DeliveryReport(
+        sent=sent,
+        retrying=len(waiting),
+        failed=failed,
+        errors=tuple(errors),
+        uncertain=uncertain,
+        expired=expired,
+    )
+
+
+def stale_reason(delivery: PendingDelivery, now: datetime, expiry: Expiry | None) -> str | None:
+    """Why a queued alert must not go out any more, or None: too old, or no rule sends it there."""
+    if expiry is None:
+        return None
+    routes = expiry.routes
+    gone = _unrouted(delivery, routes) if routes is not None and delivery.matches else None
+    if gone is not None:
+        return gone
+    if delivery.created_at is not None and now - delivery.created_at > expiry.max_age:
+        return (
+            f"older than {format_duration(expiry.max_age)} "
+            f"(found {delivery.created_at:%Y-%m-%d %H:%M} UTC, MONITOR_DELIVERY_MAX_AGE); not sent"
+        )
+    return None
+
+
+def _unrouted(delivery: PendingDelivery, routes: Mapping[str, frozenset[str]]) -> str | None:
+    """Why no live rule sends this alert to its channel any more; None if one does."""
+    channel = delivery.channel.removeprefix("#")
+    rules = list(dict.fromkeys(match.rule_id for match in delivery.matches))
+    if any(channel in {c.removeprefix("#") for c in routes.get(rule, ())} for rule in rules):
+        return None
+    gone = [rule for rule in rules if rule not in routes]
+    if len(gone) == len(rules):
+        return f"rule {', '.join(gone)} is no longer loaded; not sent"
+    where = delivery.channel or "the default channel"
+    moved = ", ".join(rule for rule in rules if rule in routes)
+    return f"rule {moved} no longer names {where}; not sent"
+
+
+def format_duration(span: timedelta) -> str:
+    """``24h``, ``90m``, ``2d``: a duration as a setting would be written."""
+    seconds = int(span.total_seconds())
+    if seconds >= 2 * 86400 and seconds % 86400 == 0:
+        return f"{seconds // 86400}d"
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def _release_unheld(

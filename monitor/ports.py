@@ -17,7 +17,7 @@ from monitor.model import Article, Match, ParsedFeed
 if TYPE_CHECKING:  # the values only; importing them would import aiohttp and SQLAlchemy
     from monitor.feeds.fetch import FetchOptions, FetchRequest, FetchResult
     from monitor.matching import RuleSet
-    from monitor.store.store import FeedState, PendingDelivery, PollOutcome, PollSaved
+    from monitor.store.store import FeedState, PendingDelivery, PollOutcome, PollSaved, Settled
 
 MatchedArticles = tuple[tuple[Article, tuple[Match, ...]], ...]
 
@@ -98,3 +98,15 @@ class DeliveryStore(Protocol):
     def mark_failed(
         self, delivery_id: int, now: datetime, error: str, retry_at: datetime | None
     ) -> None: ...
+
+    def start_send(self, delivery_id: int, now: datetime) -> None: ...
+
+    def mark_uncertain(
+        self, delivery_id: int, now: datetime, error: str, retry_at: datetime
+    ) -> bool: ...
+
+    def settle_interrupted(self, now: datetime) -> Settled: ...
+
+    def mark_expired(self, delivery_id: int, now: datetime, reason: str) -> None: ...
+
+    def pause_channel(self, channel: str, until: datetime) -> int: ...

@@ -189,12 +189,12 @@ class SlackServer:
             return None
 
     def reset_after_store(self, n: int = 1) -> None:
-        """Store the next ``n`` messages, then reset the connection: no answer reaches the client."""
+        """Store the next ``n`` messages, then reset the connection: the client gets no answer."""
         with self._state.lock:
             self._state.twists.append(_Twist("reset", n))
 
     def delay_after_store(self, seconds: float, n: int = 1) -> None:
-        """Store the next ``n`` messages and answer each ``seconds`` late (past a client timeout)."""
+        """Store the next ``n`` messages and answer each ``seconds`` late (past a timeout)."""
         with self._state.lock:
             self._state.twists.append(_Twist("delay", n, delay=seconds))
 
