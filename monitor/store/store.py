@@ -250,7 +250,9 @@ class StoredMatch:
     article: Article
     match: Match
     created_at: datetime
-    delivery_status: str | None
+    delivery_status: str | None  # as DeliveryInfo.state: "uncertain" is a pending one
+    delivery_reason: str | None = None  # the last failure, or why it expired
+    next_attempt_at: datetime | None = None  # of a pending delivery
 
 
 _ARTICLE_COLUMNS = (
@@ -691,7 +693,15 @@ class Store:
     def recent_matches(self, limit: int = 50, since: datetime | None = None) -> list[StoredMatch]:
         """Stored matches, newest first, with their article and delivery status."""
         query = (
-            select(*_ARTICLE_COLUMNS, *_MATCH_COLUMNS, matches.c.created_at, deliveries.c.status)
+            select(
+                *_ARTICLE_COLUMNS,
+                *_MATCH_COLUMNS,
+                matches.c.created_at,
+                deliveries.c.status,
+                deliveries.c.uncertain_sends,
+                deliveries.c.last_error,
+                deliveries.c.next_attempt_at,
+            )
             .select_from(
                 matches.join(articles, articles.c.id == matches.c.article_id)
                 .join(feeds, feeds.c.id == articles.c.feed_id)
@@ -709,7 +719,17 @@ class Store:
         if since is not None:
             query = query.where(matches.c.created_at >= since)
         rows = self._run(lambda connection: connection.execute(query).all())
-        return [StoredMatch(_article(row), _match(row), row.created_at, row.status) for row in rows]
+        return [
+            StoredMatch(
+                _article(row),
+                _match(row),
+                row.created_at,
+                None if row.status is None else _state(row.status, row.uncertain_sends),
+                row.last_error if row.status not in (None, "sent") else None,
+                row.next_attempt_at if row.status == "pending" else None,
+            )
+            for row in rows
+        ]
 
     # -- deliveries -----------------------------------------------------------------------
 
