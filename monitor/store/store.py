@@ -739,12 +739,18 @@ class Store:
         """Pending deliveries due at `now`, each leased until now+lease.
 
         In the order the stories were published, then found: a channel reads them as they
-        happened, not in link-string order (#9).
+        happened, not in link-string order (#9). None is claimed while an earlier one to its
+        channel waits (another run holds it, a crashed worker's claim has not run out, or
+        the channel is paused), so a channel's alerts never overtake one another.
         """
         due = (
             select(deliveries.c.id)
             .join(articles, articles.c.id == deliveries.c.article_id)
-            .where(deliveries.c.status == "pending", deliveries.c.next_attempt_at <= now)
+            .where(
+                deliveries.c.status == "pending",
+                deliveries.c.next_attempt_at <= now,
+                ~_waits_behind(now),
+            )
             .order_by(articles.c.published, deliveries.c.created_at, deliveries.c.id)
             .limit(limit)
             .with_for_update(skip_locked=True, of=deliveries)
@@ -1058,6 +1064,30 @@ class Store:
 
 def _delivery_channel(channel: str | None) -> str:
     return DEFAULT_CHANNEL if channel is None else channel
+
+
+def _waits_behind(now: datetime) -> Any:
+    """EXISTS an earlier pending delivery to the same channel that is not due yet."""
+    earlier = deliveries.alias("earlier")
+    earlier_article = articles.alias("earlier_article")
+    mine = (articles.c.published, deliveries.c.created_at, deliveries.c.id)
+    theirs = (earlier_article.c.published, earlier.c.created_at, earlier.c.id)
+    before = or_(
+        theirs[0] < mine[0],
+        and_(theirs[0] == mine[0], theirs[1] < mine[1]),
+        and_(theirs[0] == mine[0], theirs[1] == mine[1], theirs[2] < mine[2]),
+    )
+    return (
+        select(literal(1))
+        .select_from(earlier.join(earlier_article, earlier_article.c.id == earlier.c.article_id))
+        .where(
+            earlier.c.channel == deliveries.c.channel,
+            earlier.c.status == "pending",
+            earlier.c.next_attempt_at > now,
+            before,
+        )
+        .exists()
+    )
 
 
 def _state(status: str, uncertain_sends: int) -> str:
