@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tests.support.slack_server import Hold, SlackServer
 from tests.test_delivery_failures import queue
-from tests.test_delivery_failures import store as store  # noqa: F401  (the fixture)
+from tests.test_delivery_failures import store as store  # the fixture
 
 ALERTS = 12
 WAIT_S = 120  # per step: far above what it needs, so only a hang meets it
