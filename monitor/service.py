@@ -259,13 +259,17 @@ class Service:
             batch=self.settings.delivery_batch,
             lease=timedelta(seconds=self.settings.delivery_lease),
             paces=self._paces,
-            expiry=Expiry(
-                timedelta(seconds=self.settings.delivery_max_age), rule_routes(self.rules.ruleset)
-            ),
+            expiry=Expiry(timedelta(seconds=self.settings.delivery_max_age), self._routes()),
         )
         self.metrics.record_delivery(report)
         self.metrics.record_pending(self.store.pending_by_channel(), datetime.now(UTC))
         return report
+
+    def _routes(self) -> dict[str, frozenset[str]] | None:
+        """Where live rules send, for expiry; None while a rule file has errors, since the
+        rule that seems gone may be the broken one."""
+        loaded = self.rules.current
+        return rule_routes(loaded.ruleset) if loaded.ok else None
 
     def prune(self) -> dict[str, int]:
         """Remove what MONITOR_RETENTION no longer keeps; a no-op when retention is off."""

@@ -154,3 +154,20 @@ def test_expired_and_failed_alerts_are_listed_and_failed_ones_retried(tmp_path, 
     assert invoke(env, "deliveries", "list").stdout.splitlines()[0] == (
         "#1  expired   #news  deleted"
     )
+
+
+def test_while_a_rule_file_is_broken_alerts_are_not_expired_for_their_rule(tmp_path, slack_server):
+    env = environment(tmp_path, slack_server)
+    (Path(env["MONITOR_RULES"]) / "broken.yaml").write_text("rules:\n  - id: gone\n    terms: [\n")
+    seed(
+        env["MONITOR_DATABASE_URL"],
+        [("Alert of the rule in the broken file", "gone", "#news", datetime.now(UTC))],
+    )
+
+    polled = invoke(env, "poll", "--once")
+
+    # The rule may be the broken one: the alert is not expired for it, and goes out.
+    assert polled.stdout.splitlines()[-1].endswith("alerts: 1 sent, 0 to retry, 0 failed")
+    assert [m.blocks[0]["text"]["text"] for m in slack_server.messages] == [
+        "Alert of the rule in the broken file"
+    ]
