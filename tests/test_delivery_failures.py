@@ -169,6 +169,18 @@ def test_an_answer_later_than_the_timeout_is_uncertain_and_not_posted_again_at_o
     assert by_title(store)[expected[0]].state == "uncertain"
 
 
+def test_a_webhook_reset_after_storing_is_uncertain_too(store, slack_server):
+    expected = queue(store, 3)
+    slack_server.reset_after_store(1)
+    webhook = SlackWebhookSender(slack_server.webhook_url)
+
+    first = deliver_pending(store, webhook, default_channel=None, pacing=FAST)
+    deliver_pending(store, webhook, default_channel=None, pacing=FAST, clock=later(LATER))
+
+    assert first.uncertain == 1
+    assert titles(slack_server) == expected[:1] + expected  # one duplicate, then in order
+
+
 def test_a_refused_connection_is_not_uncertain(store, slack_server):
     expected = queue(store, 2)
     slack_server.stop()  # connection refused: the request never left; retrying is safe
