@@ -119,7 +119,6 @@ def test_kill_9_at_several_points_loses_nothing_and_duplicates_only_what_was_in_
     sent = len(slack_server.messages)
     wait_for(lambda: len(slack_server.messages) >= sent + 2, "two more alerts")
     kill(third)
-    requests_at_third_kill = len(slack_server.requests)
 
     last = start(env, cwd)
     try:
@@ -147,4 +146,3 @@ def test_kill_9_at_several_points_loses_nothing_and_duplicates_only_what_was_in_
     firsts = list(dict.fromkeys(titles(slack_server)))
     assert firsts == expected  # first copies in published order
     assert store.delivery_counts() == {"sent": ALERTS}
-    assert requests_at_third_kill <= len(slack_server.requests)
