@@ -10,6 +10,7 @@
     ├── StoreError         the database is unreachable or refused a write
     └── DeliveryError      Slack (or the console) did not take an alert (carries the channel)
         └── RetryLaterError  a transient failure (429, 5xx, network): the alert is re-queued
+            └── UncertainDeliveryError  no answer after sending: retried once, later
 
 Third-party exceptions are wrapped once, at the edge that called the library,
 with ``raise ... from exc``. Messages say what to check next.
