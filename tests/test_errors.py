@@ -25,10 +25,10 @@ from monitor.errors import (
     InputError,
     MonitorError,
     RetryLaterError,
-    UncertainDeliveryError,
     RuleError,
     RuleProblem,
     StoreError,
+    UncertainDeliveryError,
 )
 
 PROBLEM = RuleProblem("rules/a.yaml", 3, 7, "unknown key 'when'", hint="did you mean 'where'?")
