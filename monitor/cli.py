@@ -28,7 +28,7 @@ from monitor.logs import log_to_stderr, secret_parts
 from monitor.model import Article, FeedSpec
 
 if TYPE_CHECKING:
-    from monitor.store.store import Store
+    from monitor.store.store import DeliveryInfo, Store
 
 log = logging.getLogger("monitor")
 
@@ -157,7 +157,7 @@ def poll(app: AppContext, once: bool, every: bool) -> None:
     feed's interval, its backoff and its host's Retry-After. Each failure is a log line on
     stderr as it happens; the one summary goes to stdout.
     """
-    from monitor.service import Service, check_sources
+    from monitor.service import Service, check_sources, describe_delivery
 
     if not once:
         raise click.UsageError("monitor poll needs --once; `monitor run` runs the service")
@@ -191,8 +191,7 @@ def poll(app: AppContext, once: bool, every: bool) -> None:
         f"polled {len(polled.feeds)} feeds ({polled.count('updated')} updated, "
         f"{polled.count('not-modified') + polled.count('unchanged')} unchanged, "
         f"{len(polled.failed)} failed): {polled.new_articles} new articles, "
-        f"{polled.new_matches} matches; alerts: {delivered.sent} sent, "
-        f"{delivered.retrying} to retry, {delivered.failed} failed"
+        f"{polled.new_matches} matches; alerts: {describe_delivery(delivered)}"
     )
     if for_digests:
         # A cron job running poll --once has no digest schedule: `monitor digest send` is it.
@@ -758,6 +757,72 @@ def matches_list(app: AppContext, limit: int, since: timedelta | None) -> None:
         if row.article.link:
             click.echo(f"    {row.article.link}")
         click.echo(f"    terms: {', '.join(row.match.matched_terms)}")
+        if row.next_attempt_at is not None:
+            click.echo(f"    next attempt: {format_time(row.next_attempt_at)}")
+        if row.delivery_reason:
+            click.echo(f"    reason: {row.delivery_reason}")
+
+
+@main.group()
+def deliveries() -> None:
+    """Inspect alerts waiting, failed or expired, and send failed ones again."""
+
+
+@deliveries.command("list")
+@click.option("--failed", is_flag=True, help="Only failed ones (and expired: not sent).")
+@click.option("--pending", is_flag=True, help="Only those waiting (uncertain ones included).")
+@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text")
+@click.option("--limit", default=1000, show_default=True, type=click.IntRange(min=1))
+@pass_app
+def deliveries_list(app: AppContext, failed: bool, pending: bool, output: str, limit: int) -> None:
+    """Alerts not sent, oldest first: channel, rule, headline, state, reason, attempts."""
+    states = [*(("failed", "expired") if failed else ()), *(("pending",) if pending else ())]
+    with open_store(app.settings) as store:
+        rows = store.list_deliveries(states or ("pending", "failed", "expired"), limit=limit)
+    if output == "json":
+        click.echo(json.dumps([delivery_json(row) for row in rows], indent=2))
+        return
+    if not rows:
+        click.echo("no alerts waiting, failed or expired")
+        return
+    for row in rows:
+        channel = row.channel or "(default channel)"
+        click.echo(f"#{row.id}  {row.state:<9} {channel}  {', '.join(row.rules) or '-'}")
+        click.echo(f"    {row.headline}")
+        details = [f"found {format_time(row.created_at)}", f"attempts: {row.attempts}"]
+        if row.next_attempt_at is not None:
+            details.append(f"next attempt: {format_time(row.next_attempt_at)}")
+        click.echo("    " + "; ".join(details))
+        if row.reason:
+            click.echo(f"    reason: {row.reason}")
+
+
+def delivery_json(row: DeliveryInfo) -> dict[str, Any]:
+    """One delivery as `deliveries list --format json` prints it."""
+    return {
+        "id": row.id,
+        "channel": row.channel,
+        "rules": list(row.rules),
+        "headline": row.headline,
+        "state": row.state,
+        "reason": row.reason,
+        "attempts": row.attempts,
+        "uncertain_sends": row.uncertain_sends,
+        "next_attempt_at": row.next_attempt_at.isoformat() if row.next_attempt_at else None,
+        "created_at": row.created_at.isoformat(),
+    }
+
+
+@deliveries.command("retry")
+@click.option("--channel", help="Only failed alerts to this channel (#name or name).")
+@click.option("--id", "delivery_id", type=int, help="Only this alert (its number in `list`).")
+@pass_app
+def deliveries_retry(app: AppContext, channel: str | None, delivery_id: int | None) -> None:
+    """Queue failed alerts again, once their cause is fixed; the next run sends them."""
+    with open_store(app.settings) as store:
+        count = store.requeue_failed(datetime.now(UTC), channel=channel, delivery_id=delivery_id)
+    noun = "alert" if count == 1 else "alerts"
+    click.echo(f"{count} failed {noun} queued again")
 
 
 @main.group()

@@ -155,6 +155,20 @@ class Settings(BaseModel):
     delivery_interval: Seconds = _setting(
         15.0, "MONITOR_DELIVERY_INTERVAL", "seconds between delivery runs", ge=1, le=3600
     )
+    delivery_max_age: Seconds = _setting(
+        86400.0,
+        "MONITOR_DELIVERY_MAX_AGE",
+        "an alert not delivered this long after it was found expires instead of going out",
+        ge=60,
+        le=90 * 86400,
+    )
+    delivery_lease: Seconds = _setting(
+        300.0,
+        "MONITOR_DELIVERY_LEASE",
+        "how long alerts a stopped worker claimed wait before another run sends them",
+        ge=5,
+        le=3600,
+    )
     connect_timeout: Seconds = _setting(
         10.0, "MONITOR_CONNECT_TIMEOUT", "seconds to connect to a feed server", gt=0, le=300
     )

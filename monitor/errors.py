@@ -10,6 +10,7 @@
     ├── StoreError         the database is unreachable or refused a write
     └── DeliveryError      Slack (or the console) did not take an alert (carries the channel)
         └── RetryLaterError  a transient failure (429, 5xx, network): the alert is re-queued
+            └── UncertainDeliveryError  no answer after sending: retried once, later
 
 Third-party exceptions are wrapped once, at the edge that called the library,
 with ``raise ... from exc``. Messages say what to check next.
@@ -119,6 +120,13 @@ class RetryLaterError(DeliveryError):
     def __init__(self, channel: str, message: str, *, retry_after: float | None = None) -> None:
         self.retry_after = retry_after
         super().__init__(channel, message, permanent=False)
+
+
+class UncertainDeliveryError(RetryLaterError):
+    """The request may have reached Slack but no answer came (reset or timeout after sending).
+
+    Retrying at once could post it twice; the caller retries once after a delay (#9).
+    """
 
 
 def shorten(text: str, limit: int = MAX_MESSAGE) -> str:

@@ -5,7 +5,8 @@ path is a 404, so a typo in a scrape config or a probe shows at once).
 
 Counters cover what an operator alerts on: rule reloads that found errors (the last good
 version of each broken rule stays active, so nothing else shows it), feed polls by outcome,
-and alert deliveries by outcome. Gauges give the rules running, the errors in the rule
+alert deliveries by outcome and scheduled runs that were skipped. Gauges give the alerts
+waiting per channel and the age of the oldest, the rules running, the errors in the rule
 files as last loaded, and the active feeds by health (a feed that needs attention is polled
 only daily, so its counter barely moves) and those that moved. Each Metrics has its own
 registry, so two services in one process (as in tests) never share counts.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -26,10 +28,10 @@ from monitor.digest import DigestReport
 from monitor.health import Health
 from monitor.matching import RuleLoad
 from monitor.pipeline import DeliveryReport, PollReport
-from monitor.store.store import FeedState
+from monitor.store.store import FeedState, PendingSummary
 
 FEED_OUTCOMES = ("updated", "not-modified", "unchanged", "failed")
-DELIVERY_OUTCOMES = ("sent", "retrying", "failed")
+DELIVERY_OUTCOMES = ("sent", "retrying", "failed", "uncertain", "expired")
 FEED_HEALTH = ("ok", "new", "failing", "attention")  # FeedState.health of an active feed
 RESPONSES = ("200", "304", "2xx", "3xx", "4xx", "5xx", "none")  # "none": no HTTP answer
 FETCH_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 60.0)  # seconds
@@ -72,7 +74,8 @@ class Metrics:
         )
         self.alert_deliveries = Counter(
             "monitor_alert_deliveries",
-            "Alert sends by outcome: sent, retrying (re-queued) or failed (given up)",
+            "Alert sends by outcome: sent, retrying (re-queued), failed (given up), uncertain"
+            " (no answer after sending: Slack may have it; retried once) or expired (not sent)",
             ["outcome"],
             registry=self.registry,
         )
@@ -126,6 +129,25 @@ class Metrics:
         )
         for outcome in DELIVERY_OUTCOMES:
             self.digests.labels(outcome)
+        self.pending_deliveries = Gauge(
+            "monitor_pending_deliveries",
+            'Alerts waiting to be sent, per channel ("default": MONITOR_SLACK_CHANNEL)',
+            ["channel"],
+            registry=self.registry,
+        )
+        self.oldest_pending = Gauge(
+            "monitor_oldest_pending_delivery_seconds",
+            "Age of the oldest alert waiting to be sent, per channel",
+            ["channel"],
+            registry=self.registry,
+        )
+        self.skipped_runs = Counter(
+            "monitor_scheduler_skipped_runs",
+            "Scheduled job runs that did not happen: missed (late beyond their grace time) or"
+            " max_instances (the previous run was still going)",
+            ["job", "reason"],
+            registry=self.registry,
+        )
         for health in FEED_HEALTH:
             self.feeds.labels(health)
         for status in RESPONSES:
@@ -165,6 +187,21 @@ class Metrics:
         self.alert_deliveries.labels("sent").inc(report.sent)
         self.alert_deliveries.labels("retrying").inc(report.retrying)
         self.alert_deliveries.labels("failed").inc(report.failed)
+        self.alert_deliveries.labels("uncertain").inc(report.uncertain)
+        self.alert_deliveries.labels("expired").inc(report.expired)
+
+    def record_pending(self, pending: Mapping[str, PendingSummary], now: datetime) -> None:
+        """The queue per channel as it stands; a channel whose queue emptied leaves the series."""
+        self.pending_deliveries.clear()
+        self.oldest_pending.clear()
+        for channel, summary in pending.items():
+            label = channel or "default"
+            self.pending_deliveries.labels(label).set(summary.count)
+            age = (now - summary.oldest).total_seconds()
+            self.oldest_pending.labels(label).set(max(age, 0.0))
+
+    def record_skipped_run(self, job: str, reason: str) -> None:
+        self.skipped_runs.labels(job, reason).inc()
 
     def record_pruned(self, counts: dict[str, int]) -> None:
         for table, count in counts.items():

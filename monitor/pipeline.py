@@ -25,7 +25,14 @@ from functools import partial
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from monitor.errors import DeliveryError, FeedParseError, FetchError, RetryLaterError, shorten
+from monitor.errors import (
+    DeliveryError,
+    FeedParseError,
+    FetchError,
+    RetryLaterError,
+    UncertainDeliveryError,
+    shorten,
+)
 from monitor.feeds.fetch import FetchOptions, FetchRequest
 from monitor.feeds.parse import body_digest
 from monitor.model import SEVERITIES
@@ -115,6 +122,16 @@ class DeliveryReport:
     retrying: int = 0
     failed: int = 0
     errors: tuple[str, ...] = ()
+    uncertain: int = 0  # sends that may have reached Slack unanswered (incl. a crash's)
+    expired: int = 0  # too old, or their rule no longer sends there: not sent
+
+
+@dataclass(frozen=True, slots=True)
+class Expiry:
+    """What makes a queued alert stale: its age, and the rules and channels live now."""
+
+    max_age: timedelta
+    routes: Mapping[str, frozenset[str]] | None = None  # rule id -> its channels; None: unchecked
 
 
 @dataclass(slots=True)
@@ -465,6 +482,7 @@ def deliver_pending(
     group_above: int = GROUP_ABOVE,
     render: AlertRenderer = render_alert,
     severity_channels: Mapping[str, str] | None = None,
+    expiry: Expiry | None = None,
 ) -> DeliveryReport:
     """Send every due alert, batch after batch, each channel paced at Slack's rate (#9).
 
@@ -477,8 +495,13 @@ def deliver_pending(
     severity in ``severity_channels``, else to ``default_channel``.
 
     A channel with more than ``group_above`` alerts due (0: never) gets grouped messages,
-    one linked line per alert, for the rest of the run; each alert is marked sent with
-    the grouped message's ``ts``.
+    one linked line per story, for the rest of the run; each alert is marked sent with
+    the grouped message's ``ts``. A story's later articles reply in its first alert's
+    thread (#10).
+
+    A send that may have reached Slack unanswered (or that a crash interrupted) is retried
+    once after a delay and then given up, so Slack holds at most one duplicate of it;
+    alerts that ``expiry`` finds stale are expired, not sent.
     """
     paces = {} if paces is None else paces
     route = partial(delivery_channel, default=default_channel, by_severity=severity_channels or {})
@@ -488,24 +511,60 @@ def deliver_pending(
     claim_lease = lease + timedelta(seconds=batch * pacing.interval)
     queues: dict[str, deque[PendingDelivery]] = {}
     held_until: dict[int, datetime] = {}  # delivery id -> end of its claim
-    sent = failed = 0
+    paused: dict[str, datetime] = {}  # channel -> when it opens again, its queue released
+    sent = failed = uncertain = expired = 0
     waiting: set[int] = set()  # still pending, to be retried: failed for now, or released
     grouping: set[str] = set()  # channels whose alerts go in grouped messages this run
     errors: list[str] = []
     threads = _Threads(store, waiting)
+
+    def take(limit: int) -> tuple[bool, bool]:
+        """Claim up to ``limit`` due alerts into their channels' queues, expiring the stale
+        and holding back those behind a paused channel: (more are due, some were held)."""
+        nonlocal uncertain, failed, expired
+        now = clock()
+        settled = store.settle_interrupted(now)
+        uncertain += settled.uncertain + settled.failed
+        failed += settled.failed
+        holding = [delivery.id for queue in queues.values() for delivery in queue]
+        claimed = store.claim_deliveries(now, claim_lease, limit, holding)
+        behind: dict[str, list[int]] = {}
+        for delivery in claimed:
+            reason = stale_reason(delivery, now, expiry)
+            if reason is not None:
+                store.mark_expired(delivery.id, now, reason)
+                log.warning(
+                    "alert %d to %s expired: %s",
+                    delivery.id,
+                    delivery.channel or "the default channel",
+                    reason,
+                    extra=_log_context(delivery),
+                )
+                expired += 1
+                continue
+            channel = route(delivery)
+            if paused.get(channel, now) > now:  # newer alerts wait behind the paused ones
+                behind.setdefault(channel, []).append(delivery.id)
+                continue
+            queues.setdefault(channel, deque()).append(delivery)
+            held_until[delivery.id] = now + claim_lease
+        for channel, ids in behind.items():
+            store.release_deliveries(ids, paused[channel])
+            waiting.update(ids)
+        return len(claimed) == limit, bool(behind)
+
     more = True
     for _ in range(MAX_RUN_SENDS):
         queued = sum(len(queue) for queue in queues.values())
         if (more and queued <= batch // 2) or not queues:
-            now = clock()
-            claimed = (
-                store.claim_deliveries(now, claim_lease, batch - queued) if now < stop_at else []
-            )
-            more = len(claimed) == batch - queued
-            for delivery in claimed:
-                queues.setdefault(route(delivery), deque()).append(delivery)
-                held_until[delivery.id] = now + claim_lease
+            held_back = False
+            if clock() < stop_at:
+                more, held_back = take(batch - queued)
+            else:
+                more = False
             if not queues:
+                if more and held_back:
+                    continue  # all it claimed waits behind a pause: claim what is after
                 break
         now = clock()
         channel = min(queues, key=lambda c: send_at(pacing, paces.get(c), now))
@@ -527,20 +586,34 @@ def deliver_pending(
             grouping.add(channel)
             if more and len(queue) < MAX_GROUP:
                 # Claimed in published order, so other channels' alerts may come too.
-                more = _claim_more(
-                    store, queues, held_until, clock(), claim_lease, MAX_GROUP - len(queue), route
-                )
+                more, _ = take(MAX_GROUP - len(queue))
         parcel, message = _next_parcel(queue, channel in grouping, render, threads)
+        for delivery in parcel:
+            store.start_send(delivery.id, clock())
         try:
             reference = sender.send(channel, message)
         except DeliveryError as exc:
             text = str(exc)
             errors.append(text)
-            if exc.permanent:
-                replies: list[PendingDelivery] = []
-                for delivery in parcel:
+            wait_for = exc.retry_after if isinstance(exc, RetryLaterError) else None
+            retry_at = delivery_retry_at(clock(), parcel[0].attempts, wait_for)
+            replies: list[PendingDelivery] = []  # of alerts given up: the next takes the place
+            again: list[PendingDelivery] = []
+            for delivery in parcel:
+                if isinstance(exc, UncertainDeliveryError):
+                    uncertain += 1
+                    gave_up = store.mark_uncertain(delivery.id, clock(), text, retry_at)
+                    if gave_up:
+                        log.error(
+                            "alert %d to %s given up: %s; it may be in the channel twice",
+                            delivery.id,
+                            channel,
+                            text,
+                            extra=_log_context(delivery),
+                        )
+                elif exc.permanent:
+                    gave_up = True
                     store.mark_failed(delivery.id, clock(), text, None)
-                    replies += threads.failed(delivery.id)
                     log.error(
                         "alert %d to %s failed permanently: %s",
                         delivery.id,
@@ -548,29 +621,34 @@ def deliver_pending(
                         text,
                         extra=_log_context(delivery),
                     )
+                else:
+                    gave_up = False
+                    store.mark_failed(delivery.id, clock(), text, retry_at)
+                if gave_up:
                     failed += 1
                     waiting.discard(delivery.id)
-                queue.extendleft(reversed(replies))
-            else:
-                wait_for = exc.retry_after if isinstance(exc, RetryLaterError) else None
-                retry_at = delivery_retry_at(clock(), parcel[0].attempts, wait_for)
-                for delivery in reversed(parcel):
-                    store.mark_failed(delivery.id, clock(), text, retry_at)
-                    log.warning(
-                        "alert %d to %s will be retried at %s: %s",
-                        delivery.id,
-                        channel,
-                        retry_at.isoformat(timespec="seconds"),
-                        text,
-                        extra=_log_context(delivery),
-                    )
-                    waiting.add(delivery.id)
-                    threads.release(delivery.id, retry_at)
-                    queue.appendleft(replace(delivery, attempts=delivery.attempts + 1))
-                    held_until[delivery.id] = retry_at  # mark_failed made it due then
+                    replies += threads.failed(delivery.id)
+                    continue
+                log.warning(
+                    "alert %d to %s will be retried at %s: %s",
+                    delivery.id,
+                    channel,
+                    retry_at.isoformat(timespec="seconds"),
+                    text,
+                    extra=_log_context(delivery),
+                )
+                waiting.add(delivery.id)
+                threads.release(delivery.id, retry_at)
+                again.append(replace(delivery, attempts=delivery.attempts + 1))
+                held_until[delivery.id] = retry_at  # marking it made it due then
+            queue.extendleft(reversed(replies + again))
+            if again:
                 paces[channel] = after_pause(pacing, paces.get(channel), retry_at)
                 hold = wait_for is not None and wait_for <= MAX_HELD_PAUSE
                 waiting.update(_release_unheld(store, queue, held_until, retry_at, hold))
+                if not queue:
+                    paused[channel] = retry_at
+                    store.pause_channel(again[0].channel, retry_at)
         else:
             replies = []
             for delivery in parcel:
@@ -590,7 +668,55 @@ def deliver_pending(
         store.release_deliveries(ids, send_at(pacing, paces.get(channel), clock()))
         waiting.update(ids)
     threads.release_all(clock())
-    return DeliveryReport(sent=sent, retrying=len(waiting), failed=failed, errors=tuple(errors))
+    return DeliveryReport(
+        sent=sent,
+        retrying=len(waiting),
+        failed=failed,
+        errors=tuple(errors),
+        uncertain=uncertain,
+        expired=expired,
+    )
+
+
+def stale_reason(delivery: PendingDelivery, now: datetime, expiry: Expiry | None) -> str | None:
+    """Why a queued alert must not go out any more, or None: too old, or no rule sends it there."""
+    if expiry is None:
+        return None
+    routes = expiry.routes
+    gone = _unrouted(delivery, routes) if routes is not None and delivery.matches else None
+    if gone is not None:
+        return gone
+    if delivery.created_at is not None and now - delivery.created_at > expiry.max_age:
+        return (
+            f"older than {format_duration(expiry.max_age)} "
+            f"(found {delivery.created_at:%Y-%m-%d %H:%M} UTC, MONITOR_DELIVERY_MAX_AGE); not sent"
+        )
+    return None
+
+
+def _unrouted(delivery: PendingDelivery, routes: Mapping[str, frozenset[str]]) -> str | None:
+    """Why no live rule sends this alert to its channel any more; None if one does."""
+    channel = delivery.channel.removeprefix("#")
+    rules = list(dict.fromkeys(match.rule_id for match in delivery.matches))
+    if any(channel in {c.removeprefix("#") for c in routes.get(rule, ())} for rule in rules):
+        return None
+    gone = [rule for rule in rules if rule not in routes]
+    if len(gone) == len(rules):
+        return f"rule {', '.join(gone)} is no longer loaded; not sent"
+    where = delivery.channel or "the default channel"
+    moved = ", ".join(rule for rule in rules if rule in routes)
+    return f"rule {moved} no longer names {where}; not sent"
+
+
+def format_duration(span: timedelta) -> str:
+    """``24h``, ``90m``, ``2d``: a duration as a setting would be written."""
+    seconds = int(span.total_seconds())
+    if seconds >= 2 * 86400 and seconds % 86400 == 0:
+        return f"{seconds // 86400}d"
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def delivery_channel(
@@ -606,23 +732,6 @@ def delivery_channel(
         ):
             return by_severity[severity]
     return default or ""
-
-
-def _claim_more(
-    store: DeliveryStore,
-    queues: dict[str, deque[PendingDelivery]],
-    held_until: dict[int, datetime],
-    now: datetime,
-    lease: timedelta,
-    limit: int,
-    route: Callable[[PendingDelivery], str],
-) -> bool:
-    """Claim up to ``limit`` more due alerts into their channels' queues; True if more are due."""
-    claimed = store.claim_deliveries(now, lease, limit)
-    for delivery in claimed:
-        queues.setdefault(route(delivery), deque()).append(delivery)
-        held_until[delivery.id] = now + lease
-    return len(claimed) == limit
 
 
 def _next_parcel(

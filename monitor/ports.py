@@ -7,7 +7,7 @@ against the fakes in tests/support/fakes.py. The real adapters are built in one 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
@@ -17,7 +17,7 @@ from monitor.model import Article, Match, ParsedFeed
 if TYPE_CHECKING:  # the values only; importing them would import aiohttp and SQLAlchemy
     from monitor.feeds.fetch import FetchOptions, FetchRequest, FetchResult
     from monitor.matching import RuleSet
-    from monitor.store.store import FeedState, PendingDelivery, PollOutcome, PollSaved
+    from monitor.store.store import FeedState, PendingDelivery, PollOutcome, PollSaved, Settled
 
 MatchedArticles = tuple[tuple[Article, tuple[Match, ...]], ...]
 
@@ -88,7 +88,7 @@ class DeliveryStore(Protocol):
     """The part of the store a delivery run uses: claim, then mark each sent or failed."""
 
     def claim_deliveries(
-        self, now: datetime, lease: timedelta, limit: int
+        self, now: datetime, lease: timedelta, limit: int, holding: Collection[int] = ()
     ) -> list[PendingDelivery]: ...
 
     def release_deliveries(self, delivery_ids: Sequence[int], at: datetime) -> None: ...
@@ -98,3 +98,15 @@ class DeliveryStore(Protocol):
     def mark_failed(
         self, delivery_id: int, now: datetime, error: str, retry_at: datetime | None
     ) -> None: ...
+
+    def start_send(self, delivery_id: int, now: datetime) -> None: ...
+
+    def mark_uncertain(
+        self, delivery_id: int, now: datetime, error: str, retry_at: datetime
+    ) -> bool: ...
+
+    def settle_interrupted(self, now: datetime) -> Settled: ...
+
+    def mark_expired(self, delivery_id: int, now: datetime, reason: str) -> None: ...
+
+    def pause_channel(self, channel: str, until: datetime) -> int: ...

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from monitor.config import Settings
 from monitor.digest import DigestReport, send_digests
@@ -37,11 +38,21 @@ from monitor.notify.console import ConsoleSender
 from monitor.notify.render import render_alert, render_notice
 from monitor.notify.slack import SlackBotSender, SlackWebhookSender
 from monitor.notify.template import AlertTemplate
-from monitor.pipeline import DeliveryReport, PollReport, PollSettings, deliver_pending, poll_cycle
+from monitor.pipeline import (
+    DeliveryReport,
+    Expiry,
+    PollReport,
+    PollSettings,
+    deliver_pending,
+    poll_cycle,
+)
 from monitor.ports import FeedReader, OpenFetcher, OpenReader
 from monitor.reader import ArticleReader, ParseBudget
 from monitor.schedule import PollBounds
 from monitor.store.store import Store
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.base import BaseScheduler
 
 log = logging.getLogger(__name__)
 
@@ -309,12 +320,15 @@ class Service:
             self.edges.sender,
             default_channel=self.settings.slack_channel,
             batch=self.settings.delivery_batch,
+            lease=timedelta(seconds=self.settings.delivery_lease),
             paces=self._paces,
             group_above=self.settings.group_above,
             render=self.edges.render,
             severity_channels=self.settings.severity_channels,
+            expiry=Expiry(timedelta(seconds=self.settings.delivery_max_age), self._routes()),
         )
         self.metrics.record_delivery(report)
+        self.metrics.record_pending(self.store.pending_by_channel(), datetime.now(UTC))
         self.send_digests()
         self.metrics.record_holds(self.store.hold_counts())
         return report
@@ -339,6 +353,12 @@ class Service:
                 report.failed,
             )
         return report
+
+    def _routes(self) -> dict[str, frozenset[str]] | None:
+        """Where live rules send, for expiry; None while a rule file has errors, since the
+        rule that seems gone may be the broken one."""
+        loaded = self.rules.current
+        return rule_routes(loaded.ruleset) if loaded.ok else None
 
     def prune(self) -> dict[str, int]:
         """Remove what MONITOR_RETENTION no longer keeps; a no-op when retention is off."""
@@ -381,6 +401,15 @@ def _duration_text(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
+def rule_routes(ruleset: RuleSet) -> dict[str, frozenset[str]]:
+    """Each enabled rule's channels ("" for the default): what may still receive its alerts."""
+    return {
+        rule.id: frozenset(rule.channels) or frozenset({""})
+        for rule in ruleset.rules
+        if rule.enabled
+    }
+
+
 def log_poll(report: PollReport) -> None:
     if report.feeds:
         log.info(
@@ -403,10 +432,18 @@ def describe_pruned(counts: dict[str, int]) -> str:
 
 
 def log_delivery(report: DeliveryReport) -> None:
-    if report.sent or report.retrying or report.failed:
-        log.info(
-            "alerts: %d sent, %d to retry, %d failed", report.sent, report.retrying, report.failed
-        )
+    if report.sent or report.retrying or report.failed or report.expired:
+        log.info("alerts: %s", describe_delivery(report))
+
+
+def describe_delivery(report: DeliveryReport) -> str:
+    """`3 sent, 1 to retry, 0 failed`, then the expired and uncertain ones if any."""
+    parts = [f"{report.sent} sent, {report.retrying} to retry, {report.failed} failed"]
+    if report.expired:
+        parts.append(f"{report.expired} expired")
+    if report.uncertain:
+        parts.append(f"{report.uncertain} uncertain (may be in Slack twice)")
+    return "; ".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -475,6 +512,18 @@ def job_table(service: Service, now: datetime) -> tuple[Job, ...]:
             first_run=now + timedelta(seconds=60),
         ),
     )
+
+
+def count_skipped_runs(scheduler: BaseScheduler, metrics: Metrics) -> None:
+    """Count (and log) runs APScheduler skipped: too late to start, or the last still running."""
+    from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
+
+    def skipped(event: JobEvent) -> None:
+        reason = "missed" if event.code == EVENT_JOB_MISSED else "max_instances"
+        metrics.record_skipped_run(event.job_id, reason)
+        log.warning("scheduler: a run of the %s job was skipped (%s)", event.job_id, reason)
+
+    scheduler.add_listener(skipped, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
 
 
 def run_forever(service: Service) -> None:
@@ -548,6 +597,7 @@ def run_forever(service: Service) -> None:
         # Not in the handler itself: waiting for the jobs there would block the main loop.
         threading.Thread(target=scheduler.shutdown, kwargs={"wait": True}, daemon=True).start()
 
+    count_skipped_runs(scheduler, service.metrics)
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     service.scheduler_running = lambda: bool(scheduler.running)

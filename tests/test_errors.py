@@ -28,6 +28,7 @@ from monitor.errors import (
     RuleError,
     RuleProblem,
     StoreError,
+    UncertainDeliveryError,
 )
 
 PROBLEM = RuleProblem("rules/a.yaml", 3, 7, "unknown key 'when'", hint="did you mean 'where'?")
@@ -42,6 +43,7 @@ SAMPLES: list[MonitorError] = [
     StoreError("database sqlite:///monitor.db is unavailable"),
     DeliveryError("#news", "channel_not_found", permanent=True),
     RetryLaterError("#news", "HTTP 429", retry_after=30.0),
+    UncertainDeliveryError("#news", "no answer after the message was sent (timed out)"),
     InputError("articles.jsonl:3: not JSON"),
 ]
 

@@ -1,7 +1,11 @@
 """slack-sdk retry handlers whose total sleep per send is capped.
 
 slack-sdk retries only connection errors unless told (USERS.md #12), and its
-rate-limit handler sleeps whatever Retry-After says. These subclasses of the
+rate-limit handler sleeps whatever Retry-After says. Its connection-error handler also
+retries a reset or a timeout after the request was sent, when Slack may already have
+posted the message (#9): ours retries only what urllib raises before the request is
+sent (URLError: refused, unreachable, a failed connect), through the handler's documented
+``error_types``; the sender reports the rest as uncertain. These subclasses of the
 SDK's documented extension point (``RetryHandler``) share one wait budget per
 request: a Retry-After that does not fit is not slept, so the SDK hands the 429
 back and the sender raises ``RetryLaterError`` for the caller to re-queue.
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from urllib.error import URLError
 
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
@@ -120,10 +125,16 @@ class CappedServerErrorRetryHandler(_CappedBackoff, ServerErrorRetryHandler):
 
 
 class CappedConnectionErrorRetryHandler(_CappedBackoff, ConnectionErrorRetryHandler):
-    """Retries connection refused/reset like the SDK, within the wait budget."""
+    """Retries a request that never reached Slack (refused, unreachable), within the budget.
+
+    urllib wraps in URLError only what fails before the request is sent; a reset or a
+    timeout while waiting for the answer comes raw and is not retried here.
+    """
 
     def __init__(self, max_retry_count: int, max_wait: float) -> None:
-        ConnectionErrorRetryHandler.__init__(self, max_retry_count=max_retry_count)
+        ConnectionErrorRetryHandler.__init__(
+            self, max_retry_count=max_retry_count, error_types=[URLError]
+        )
         self.max_wait = max_wait
 
 

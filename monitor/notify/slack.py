@@ -1,8 +1,9 @@
 """Deliver rendered alerts to Slack through slack-sdk: a bot token or an incoming webhook.
 
 Only this module talks to Slack. It maps every outcome to one of three results:
-a ``ts`` (delivered), ``RetryLaterError`` (429, 5xx, network: re-queue) or
-``DeliveryError(permanent=True)`` whose message says what the operator must fix.
+a ``ts`` (delivered), ``RetryLaterError`` (429, 5xx, network: re-queue),
+``UncertainDeliveryError`` (no answer after the request was sent: Slack may have posted
+it) or ``DeliveryError(permanent=True)`` whose message says what the operator must fix.
 Secrets (the token, the webhook URL) never appear in an error message.
 """
 
@@ -20,7 +21,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.webhook import WebhookClient
 
 from monitor.config import DEFAULT_SLACK_API_URL
-from monitor.errors import ConfigError, DeliveryError, RetryLaterError
+from monitor.errors import ConfigError, DeliveryError, RetryLaterError, UncertainDeliveryError
 from monitor.notify.render import SlackMessage
 from monitor.notify.retry import build_retry_handlers, retry_after
 
@@ -118,12 +119,14 @@ class SlackBotSender:
             raise _bot_error(
                 channel, exc.response.status_code, exc.response.headers, exc.response.data
             ) from exc
-        except (URLError, HTTPException, OSError) as exc:
+        except URLError as exc:  # before the request was sent: it never reached Slack
             raise RetryLaterError(
                 channel,
                 f"cannot reach Slack at {self._base_url}: {_reason(exc)}; "
                 "check the network or SLACK_API_URL",
             ) from exc
+        except (HTTPException, OSError) as exc:
+            raise _uncertain(channel, exc) from exc
         except SlackClientError as exc:
             raise DeliveryError(
                 channel, f"slack-sdk refused the request: {exc}", permanent=True
@@ -162,12 +165,14 @@ class SlackWebhookSender:
                 unfurl_links=False,
                 unfurl_media=False,
             )
-        except (URLError, HTTPException, OSError) as exc:
+        except URLError as exc:
             raise RetryLaterError(
                 channel,
                 f"cannot reach the Slack webhook: {_reason(exc)}; "
                 "check the network or SLACK_WEBHOOK_URL",
             ) from exc
+        except (HTTPException, OSError) as exc:
+            raise _uncertain(channel, exc) from exc
         except SlackClientError as exc:
             raise DeliveryError(
                 channel, f"slack-sdk refused the request: {exc}", permanent=True
@@ -237,6 +242,13 @@ def _bot_error(
         channel,
         f"{error}: " + advice.format(channel=channel, needed=needed or "chat:write"),
         permanent=True,
+    )
+
+
+def _uncertain(channel: str, exc: BaseException) -> UncertainDeliveryError:
+    return UncertainDeliveryError(
+        channel,
+        f"no answer after the message was sent ({_reason(exc)}): it may have been posted",
     )
 
 

@@ -148,7 +148,7 @@ deliveries = Table(
     Column("id", Integer, primary_key=True),
     Column("article_id", Integer, ForeignKey("articles.id", ondelete="CASCADE"), nullable=False),
     Column("channel", Text, nullable=False),
-    Column("status", String(16), nullable=False),  # pending, sent or failed
+    Column("status", String(16), nullable=False),  # pending, sent, failed or expired
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_at", UTCDateTime, nullable=False),
     Column("last_error", Text, nullable=True),
@@ -156,8 +156,13 @@ deliveries = Table(
     Column("last_attempt_at", UTCDateTime, nullable=True),
     Column("sent_at", UTCDateTime, nullable=True),
     Column("reference", Text, nullable=True),  # Slack message ts
+    # Set (and committed) before a send, cleared with its outcome: set on a pending delivery
+    # whose claim ran out, it marks a send a crash interrupted.
+    Column("sending_at", UTCDateTime, nullable=True),
+    # Sends that may have reached Slack without an answer (reset, timeout, crash): at most 2.
+    Column("uncertain_sends", Integer, nullable=False, default=0, server_default="0"),
     UniqueConstraint("article_id", "channel"),
-    CheckConstraint("status IN ('pending', 'sent', 'failed')", name="status"),
+    CheckConstraint("status IN ('pending', 'sent', 'failed', 'expired')", name="status"),
     Index(None, "status", "next_attempt_at"),
 )
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -214,6 +214,7 @@ class PendingDelivery:
     article: Article
     matches: tuple[Match, ...]
     thread: ThreadParent | None = None  # a later article of a story: its first alert here
+    created_at: datetime | None = None  # when it was queued; None: unknown (not expired by age)
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +232,47 @@ class ThreadParent:
     next_attempt_at: datetime
 
 
+# A delivery given up after this many sends with no answer: Slack may hold two copies (#9).
+MAX_UNCERTAIN_SENDS = 2
+INTERRUPTED = "the process stopped during the send: it may have been posted"
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryInfo:
+    """One delivery as `monitor deliveries list` shows it.
+
+    ``state`` is the stored status, except ``uncertain``: pending after a send that may
+    have reached Slack without an answer.
+    """
+
+    id: int
+    channel: str
+    rules: tuple[str, ...]
+    headline: str
+    state: str
+    reason: str | None
+    attempts: int
+    uncertain_sends: int
+    next_attempt_at: datetime | None  # None once sent, failed or expired
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """Sends a crash interrupted, found when their claim ran out."""
+
+    uncertain: int = 0  # to be retried once
+    failed: int = 0  # already uncertain once: given up
+
+
+@dataclass(frozen=True, slots=True)
+class PendingSummary:
+    """One channel's queue: how many alerts wait and since when."""
+
+    count: int
+    oldest: datetime
+
+
 @dataclass(frozen=True, slots=True)
 class StoredMatch:
     """A stored match with its article and the state of its delivery (None: none created)."""
@@ -238,8 +280,10 @@ class StoredMatch:
     article: Article
     match: Match
     created_at: datetime
-    delivery_status: str | None
+    delivery_status: str | None  # as DeliveryInfo.state: "uncertain" is a pending one
     hold: HoldState | None = None  # held back from an immediate alert, and why
+    delivery_reason: str | None = None  # the last failure, or why it expired
+    next_attempt_at: datetime | None = None  # of a pending delivery
 
 
 _ARTICLE_COLUMNS = (
@@ -744,6 +788,9 @@ class Store(HoldStore):
                 holds.c.digest_id,
                 holds.c.released_at,
                 digests.c.status.label("digest_status"),
+                deliveries.c.uncertain_sends,
+                deliveries.c.last_error,
+                deliveries.c.next_attempt_at,
             )
             .select_from(
                 matches.join(articles, articles.c.id == matches.c.article_id)
@@ -771,24 +818,41 @@ class Store(HoldStore):
             query = query.where(matches.c.created_at >= since)
         rows = self._run(lambda connection: connection.execute(query).all())
         return [
-            StoredMatch(_article(row), _match(row), row.created_at, row.status, _hold_state(row))
+            StoredMatch(
+                _article(row),
+                _match(row),
+                row.created_at,
+                None if row.status is None else _state(row.status, row.uncertain_sends),
+                _hold_state(row),
+                row.last_error if row.status not in (None, "sent") else None,
+                row.next_attempt_at if row.status == "pending" else None,
+            )
             for row in rows
         ]
 
     # -- deliveries -----------------------------------------------------------------------
 
     def claim_deliveries(
-        self, now: datetime, lease: timedelta, limit: int
+        self, now: datetime, lease: timedelta, limit: int, holding: Collection[int] = ()
     ) -> list[PendingDelivery]:
         """Pending deliveries due at `now`, each leased until now+lease.
 
+        `holding` are the deliveries the caller claimed and has not sent yet: the alerts
+        behind them may come too (a run topping up a grouped message).
+
         In the order the stories were published, then found: a channel reads them as they
-        happened, not in link-string order (#9).
+        happened, not in link-string order (#9). None is claimed while an earlier one to its
+        channel waits (another run holds it, a crashed worker's claim has not run out, or
+        the channel is paused), so a channel's alerts never overtake one another.
         """
         due = (
             select(deliveries.c.id)
             .join(articles, articles.c.id == deliveries.c.article_id)
-            .where(deliveries.c.status == "pending", deliveries.c.next_attempt_at <= now)
+            .where(
+                deliveries.c.status == "pending",
+                deliveries.c.next_attempt_at <= now,
+                ~_waits_behind(now, holding),
+            )
             .order_by(articles.c.published, deliveries.c.created_at, deliveries.c.id)
             .limit(limit)
             .with_for_update(skip_locked=True, of=deliveries)
@@ -849,6 +913,7 @@ class Store(HoldStore):
                 article=by_id[row.article_id],
                 matches=tuple(found.get((row.article_id, row.channel), ())),
                 thread=parents.get(row.id),
+                created_at=row.created_at,
             )
             for row in claimed
         ]
@@ -878,6 +943,7 @@ class Store(HoldStore):
                 last_attempt_at=now,
                 sent_at=now,
                 reference=reference,
+                sending_at=None,
             )
         )
         if self._run(lambda connection: connection.execute(sent).rowcount, write=True) == 0:
@@ -895,6 +961,7 @@ class Store(HoldStore):
             "attempts": deliveries.c.attempts + 1,
             "last_attempt_at": now,
             "last_error": error,
+            "sending_at": None,
         }
         if retry_at is None:
             changes["status"] = "failed"
@@ -920,6 +987,195 @@ class Store(HoldStore):
         counts = select(deliveries.c.status, func.count()).group_by(deliveries.c.status)
         rows = self._run(lambda connection: connection.execute(counts).all())
         return {status: count for status, count in rows}
+
+    def start_send(self, delivery_id: int, now: datetime) -> None:
+        """Note, committed before the request, that a send begins: a crash leaves it set."""
+        starting = (
+            update(deliveries)
+            .where(deliveries.c.id == delivery_id, deliveries.c.status == "pending")
+            .values(sending_at=now)
+        )
+        self._run(lambda connection: connection.execute(starting), write=True)
+
+    def mark_uncertain(
+        self, delivery_id: int, now: datetime, error: str, retry_at: datetime
+    ) -> bool:
+        """Record a send that may have reached Slack: retried once at `retry_at`, then given up.
+
+        Returns True when it was given up (failed): a third send could be a second duplicate.
+        """
+
+        def mark(connection: Connection) -> bool:
+            row = connection.execute(
+                select(deliveries.c.uncertain_sends, deliveries.c.status).where(
+                    deliveries.c.id == delivery_id
+                )
+            ).first()
+            if row is None:
+                raise StoreError(f"delivery {delivery_id} does not exist; cannot mark it")
+            if row.status != "pending":
+                return False
+            uncertain = row.uncertain_sends + 1
+            changes: dict[str, Any] = {
+                "attempts": deliveries.c.attempts + 1,
+                "last_attempt_at": now,
+                "uncertain_sends": uncertain,
+                "sending_at": None,
+                "last_error": _uncertain_reason(error, uncertain),
+                "next_attempt_at": retry_at,
+            }
+            if uncertain >= MAX_UNCERTAIN_SENDS:
+                changes["status"] = "failed"
+            connection.execute(
+                update(deliveries).where(deliveries.c.id == delivery_id).values(changes)
+            )
+            return bool(uncertain >= MAX_UNCERTAIN_SENDS)
+
+        return self._run(mark, write=True)
+
+    def settle_interrupted(self, now: datetime) -> Settled:
+        """Sends a crash interrupted (begun, claim run out): uncertain, or given up if twice."""
+        interrupted = and_(
+            deliveries.c.status == "pending",
+            deliveries.c.sending_at.is_not(None),
+            deliveries.c.next_attempt_at <= now,
+        )
+
+        def settle(connection: Connection) -> Settled:
+            given_up = connection.execute(
+                update(deliveries)
+                .where(interrupted, deliveries.c.uncertain_sends >= MAX_UNCERTAIN_SENDS - 1)
+                .values(
+                    status="failed",
+                    sending_at=None,
+                    attempts=deliveries.c.attempts + 1,
+                    uncertain_sends=deliveries.c.uncertain_sends + 1,
+                    last_error=_uncertain_reason(INTERRUPTED, MAX_UNCERTAIN_SENDS),
+                )
+            ).rowcount
+            retried = connection.execute(
+                update(deliveries)
+                .where(interrupted)
+                .values(
+                    sending_at=None,
+                    attempts=deliveries.c.attempts + 1,
+                    uncertain_sends=deliveries.c.uncertain_sends + 1,
+                    last_error=_uncertain_reason(INTERRUPTED, 1),
+                )
+            ).rowcount
+            return Settled(uncertain=retried, failed=given_up)
+
+        return self._run(settle, write=True)
+
+    def pause_channel(self, channel: str, until: datetime) -> int:
+        """Make a paused channel's pending alerts due no sooner than `until`, keeping their order.
+
+        Alerts claimed later in the run, or by another worker, would otherwise go out
+        before the ones waiting for the channel to open (#9). Returns how many moved.
+        """
+        pause = (
+            update(deliveries)
+            .where(
+                deliveries.c.status == "pending",
+                deliveries.c.channel == channel,
+                deliveries.c.next_attempt_at < until,
+            )
+            .values(next_attempt_at=until)
+        )
+        return int(self._run(lambda connection: connection.execute(pause).rowcount, write=True))
+
+    def mark_expired(self, delivery_id: int, now: datetime, reason: str) -> None:
+        """Give up a pending delivery that should no longer go out, with the reason."""
+        expired = (
+            update(deliveries)
+            .where(deliveries.c.id == delivery_id, deliveries.c.status == "pending")
+            .values(status="expired", last_error=reason, last_attempt_at=now, sending_at=None)
+        )
+        self._run(lambda connection: connection.execute(expired), write=True)
+
+    def requeue_failed(
+        self, now: datetime, *, channel: str | None = None, delivery_id: int | None = None
+    ) -> int:
+        """Make failed deliveries pending again, due now (the operator fixed the cause).
+
+        Their count of uncertain sends starts again: the operator asked for this send.
+        """
+        requeue = (
+            update(deliveries)
+            .where(deliveries.c.status == "failed")
+            .values(status="pending", next_attempt_at=now, uncertain_sends=0, sending_at=None)
+        )
+        if channel is not None:
+            requeue = requeue.where(deliveries.c.channel.in_(_channel_spellings(channel)))
+        if delivery_id is not None:
+            requeue = requeue.where(deliveries.c.id == delivery_id)
+        return int(self._run(lambda connection: connection.execute(requeue).rowcount, write=True))
+
+    def list_deliveries(self, states: Sequence[str] = (), limit: int = 1000) -> list[DeliveryInfo]:
+        """Deliveries, oldest first, optionally in `states` (stored ones, or ``uncertain``)."""
+        query = (
+            select(
+                deliveries.c.id,
+                deliveries.c.channel,
+                deliveries.c.status,
+                deliveries.c.last_error,
+                deliveries.c.attempts,
+                deliveries.c.uncertain_sends,
+                deliveries.c.next_attempt_at,
+                deliveries.c.created_at,
+                articles.c.title,
+                deliveries.c.article_id,
+            )
+            .join(articles, articles.c.id == deliveries.c.article_id)
+            .order_by(deliveries.c.created_at, deliveries.c.id)
+            .limit(limit)
+        )
+        wanted = set(states)
+        if wanted:
+            stored = {"pending" if state == "uncertain" else state for state in wanted}
+            query = query.where(deliveries.c.status.in_(sorted(stored)))
+
+        def read(connection: Connection) -> tuple[list[Any], dict[tuple[int, str], list[str]]]:
+            rows = list(connection.execute(query).all())
+            rules: dict[tuple[int, str], list[str]] = {}
+            for chunk in _chunks(list({row.article_id for row in rows})):
+                for match in connection.execute(
+                    select(matches.c.article_id, matches.c.channel, matches.c.rule_id)
+                    .where(matches.c.article_id.in_(chunk))
+                    .order_by(matches.c.id)
+                ):
+                    for channel in _delivery_channels(match.channel):
+                        key = (match.article_id, channel)
+                        rules.setdefault(key, []).append(match.rule_id)
+            return rows, rules
+
+        rows, rules = self._run(read)
+        found = [
+            DeliveryInfo(
+                id=row.id,
+                channel=row.channel,
+                rules=tuple(rules.get((row.article_id, row.channel), ())),
+                headline=row.title,
+                state=_state(row.status, row.uncertain_sends),
+                reason=row.last_error,
+                attempts=row.attempts,
+                uncertain_sends=row.uncertain_sends,
+                next_attempt_at=row.next_attempt_at if row.status == "pending" else None,
+                created_at=row.created_at,
+            )
+            for row in rows
+        ]
+        return [info for info in found if not wanted or info.state in wanted]
+
+    def pending_by_channel(self) -> dict[str, PendingSummary]:
+        """Pending deliveries per channel with the oldest one's queue time, for the gauges."""
+        query = (
+            select(deliveries.c.channel, func.count(), func.min(deliveries.c.created_at))
+            .where(deliveries.c.status == "pending")
+            .group_by(deliveries.c.channel)
+        )
+        rows = self._run(lambda connection: connection.execute(query).all())
+        return {channel: PendingSummary(count, first) for channel, count, first in rows}
 
 
 # A match an alert shows: not held, or held through quiet hours and then queued as an alert.
@@ -985,6 +1241,51 @@ def _thread_parents(connection: Connection, claimed: Sequence[Row[Any]]) -> dict
         if first is not None and first.id < row.id:
             parents[row.id] = first
     return parents
+
+
+def _waits_behind(now: datetime, holding: Collection[int] = ()) -> Any:
+    """EXISTS an earlier pending delivery to the same channel that is not due yet, and that
+    is not one of `holding` (the caller's own claims)."""
+    earlier = deliveries.alias("earlier")
+    earlier_article = articles.alias("earlier_article")
+    mine = (articles.c.published, deliveries.c.created_at, deliveries.c.id)
+    theirs = (earlier_article.c.published, earlier.c.created_at, earlier.c.id)
+    before = or_(
+        theirs[0] < mine[0],
+        and_(theirs[0] == mine[0], theirs[1] < mine[1]),
+        and_(theirs[0] == mine[0], theirs[1] == mine[1], theirs[2] < mine[2]),
+    )
+    return (
+        select(literal(1))
+        .select_from(earlier.join(earlier_article, earlier_article.c.id == earlier.c.article_id))
+        .where(
+            earlier.c.channel == deliveries.c.channel,
+            earlier.c.status == "pending",
+            earlier.c.next_attempt_at > now,
+            earlier.c.id.not_in(sorted(holding)) if holding else true(),
+            before,
+        )
+        .exists()
+    )
+
+
+def _state(status: str, uncertain_sends: int) -> str:
+    return "uncertain" if status == "pending" and uncertain_sends > 0 else status
+
+
+def _uncertain_reason(error: str, uncertain_sends: int) -> str:
+    if uncertain_sends >= MAX_UNCERTAIN_SENDS:
+        return shorten(
+            f"{error}; sent twice without an answer, so not sent again: check the channel; "
+            "`monitor deliveries retry --id N` sends it anyway"
+        )
+    return shorten(f"{error}; sent once more after a delay")
+
+
+def _channel_spellings(channel: str) -> list[str]:
+    """A channel as a rule may have written it: with or without its '#'."""
+    name = channel.removeprefix("#")
+    return [name, f"#{name}"] if name else [DEFAULT_CHANNEL]
 
 
 def _sooner_poll(

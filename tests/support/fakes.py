@@ -7,7 +7,7 @@ compares whole values. No sockets, no processes, no database.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -18,7 +18,14 @@ from monitor.feeds.fetch import FetchOptions, FetchRequest, FetchResult
 from monitor.model import Article, Match, ParsedFeed
 from monitor.notify.render import SlackMessage
 from monitor.ports import MatchedArticles
-from monitor.store.store import FeedState, PendingDelivery, PollOutcome, PollSaved
+from monitor.store.store import (
+    MAX_UNCERTAIN_SENDS,
+    FeedState,
+    PendingDelivery,
+    PollOutcome,
+    PollSaved,
+    Settled,
+)
 
 
 class FakeFetcher:
@@ -127,6 +134,7 @@ class DeliveryRow:
     attempts: int = 0
     last_error: str | None = None
     reference: str | None = None
+    uncertain_sends: int = 0
 
 
 class FakeStore:
@@ -234,7 +242,7 @@ class FakeStore:
         ]
 
     def claim_deliveries(
-        self, now: datetime, lease: timedelta, limit: int
+        self, now: datetime, lease: timedelta, limit: int, holding: Collection[int] = ()
     ) -> list[PendingDelivery]:
         due = [
             row
@@ -270,6 +278,44 @@ class FakeStore:
             self._update(row, status="failed", attempts=row.attempts + 1, last_error=error)
         else:
             self._update(row, attempts=row.attempts + 1, last_error=error, next_attempt_at=retry_at)
+
+    def start_send(self, delivery_id: int, now: datetime) -> None:
+        """Not an event: the order tests read is claim, send, mark."""
+
+    def mark_uncertain(
+        self, delivery_id: int, now: datetime, error: str, retry_at: datetime
+    ) -> bool:
+        row = self.deliveries[delivery_id]
+        self.events.append(f"uncertain {delivery_id}")
+        given_up = row.uncertain_sends + 1 >= MAX_UNCERTAIN_SENDS
+        self._update(
+            row,
+            status="failed" if given_up else row.status,
+            attempts=row.attempts + 1,
+            last_error=error,
+            next_attempt_at=retry_at,
+            uncertain_sends=row.uncertain_sends + 1,
+        )
+        return given_up
+
+    def settle_interrupted(self, now: datetime) -> Settled:
+        return Settled()  # the fake never crashes mid-send
+
+    def pause_channel(self, channel: str, until: datetime) -> int:
+        paused = [
+            row
+            for row in self.deliveries.values()
+            if row.status == "pending"
+            and row.pending.channel == channel
+            and (row.next_attempt_at is None or row.next_attempt_at < until)
+        ]
+        for row in paused:
+            self._update(row, next_attempt_at=until)
+        return len(paused)
+
+    def mark_expired(self, delivery_id: int, now: datetime, reason: str) -> None:
+        self._update(self.deliveries[delivery_id], status="expired", last_error=reason)
+        self.events.append(f"expired {delivery_id}")
 
     def _update(self, row: DeliveryRow, **changes: Any) -> None:
         self.deliveries[row.pending.id] = replace(row, **changes)

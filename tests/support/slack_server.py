@@ -10,6 +10,10 @@ characters a section or context element, 150 a header, 40,000 in all the message
 told to fail: ``fail_next(n, status=429, retry_after=1)``, ``set_down(True)``, and
 to rate-limit each channel as Slack does: ``limit_rate(per_second=1, burst=3)`` answers
 429 with a Retry-After to a message that comes too soon (``rate_limited`` counts them).
+The failures a client cannot tell from success: ``reset_after_store(n)`` stores the next
+``n`` messages and resets the connection instead of answering, ``delay_after_store(s)``
+answers ``s`` seconds late, and ``hold_next()`` parks the next message (stored or not)
+until the test releases it, so a test can kill the client while its answer is in flight.
 Runs on 127.0.0.1 in a daemon thread; every piece of state is behind one lock.
 """
 
@@ -17,6 +21,8 @@ from __future__ import annotations
 
 import json
 import math
+import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -72,6 +78,32 @@ class _Fault:
 
 
 @dataclass(slots=True)
+class Hold:
+    """The next message parked in the server: ``arrived`` is set once it is there.
+
+    With ``stored`` the message is accepted first (Slack has it, its answer waits);
+    without, it is never stored. After ``release()`` the connection is reset.
+    """
+
+    stored: bool
+    arrived: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def release(self) -> None:
+        self.released.set()
+
+
+@dataclass(slots=True)
+class _Twist:
+    """What happens to an accepted message instead of a prompt answer."""
+
+    kind: str  # "reset", "delay" or "hold"
+    remaining: int
+    delay: float = 0.0
+    hold: Hold | None = None
+
+
+@dataclass(slots=True)
 class _State:
     lock: threading.Lock = field(default_factory=threading.Lock)
     messages: list[PostedMessage] = field(default_factory=list)
@@ -82,6 +114,12 @@ class _State:
     rate: tuple[float, int] | None = None  # messages per second per channel, burst
     buckets: dict[str, tuple[float, float]] = field(default_factory=dict)  # tokens, at
     rate_limited: int = 0
+    twists: list[_Twist] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)  # channel ID -> Slack error
+    resets: int = 0  # connections reset after the message was stored
+
+
+HOLD_LIMIT_S = 120.0  # a parked message is let go after this even if the test never releases
 
 
 class SlackServer:
@@ -154,6 +192,47 @@ class SlackServer:
             self._state.buckets[channel] = (tokens - 1.0, at)
             return None
 
+    def reset_after_store(self, n: int = 1) -> None:
+        """Store the next ``n`` messages, then reset the connection: the client gets no answer."""
+        with self._state.lock:
+            self._state.twists.append(_Twist("reset", n))
+
+    def delay_after_store(self, seconds: float, n: int = 1) -> None:
+        """Store the next ``n`` messages and answer each ``seconds`` late (past a timeout)."""
+        with self._state.lock:
+            self._state.twists.append(_Twist("delay", n, delay=seconds))
+
+    def refuse(self, channel: str, error: str | None) -> None:
+        """Answer every message to ``channel`` with Slack's ``error`` (None: accept again)."""
+        channel_id = self._channel_id(channel) or channel
+        with self._state.lock:
+            if error is None:
+                self._state.refused.pop(channel_id, None)
+            else:
+                self._state.refused[channel_id] = error
+
+    def hold_next(self, *, stored: bool) -> Hold:
+        """Park the next message until ``Hold.release()``; stored first when ``stored``."""
+        hold = Hold(stored)
+        with self._state.lock:
+            self._state.twists.append(_Twist("hold", 1, hold=hold))
+        return hold
+
+    @property
+    def resets(self) -> int:
+        with self._state.lock:
+            return self._state.resets
+
+    def _take_twist(self) -> _Twist | None:
+        with self._state.lock:
+            while self._state.twists:
+                twist = self._state.twists[0]
+                if twist.remaining > 0:
+                    twist.remaining -= 1
+                    return twist
+                self._state.twists.pop(0)
+            return None
+
     def set_down(self, down: bool) -> None:
         """While down, every request is answered 503."""
         with self._state.lock:
@@ -220,25 +299,59 @@ def _handler_for(server: SlackServer) -> type[BaseHTTPRequestHandler]:
             at = time.monotonic()
             length = min(int(self.headers.get("Content-Length") or 0), MAX_BODY)
             body = self.rfile.read(length)
-            answer = _fault_answer(server, self.path) or _route(server, self, body)
             headers = {name.lower(): value for name, value in self.headers.items()}
+            twist = server._take_twist() if _posts_message(self.path) else None
+            if twist is not None and twist.hold is not None and not twist.hold.stored:
+                server._record(RecordedRequest("POST", self.path, headers, body, at, 0), None)
+                twist.hold.arrived.set()
+                twist.hold.released.wait(HOLD_LIMIT_S)
+                self._reset()
+                return
+            answer = _fault_answer(server, self.path) or _route(server, self, body)
             # Recorded before answering, so a test sees it as soon as its client returns.
             server._record(
                 RecordedRequest("POST", self.path, headers, body, at, answer.status),
                 answer.message,
             )
-            self.send_response(answer.status)
-            self.send_header("Content-Type", answer.content_type)
-            self.send_header("Content-Length", str(len(answer.body)))
-            for name, value in answer.headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(answer.body)
+            if twist is not None and answer.message is None:
+                twist.remaining += 1  # not accepted: the twist waits for a message that is
+            elif twist is not None and twist.kind == "reset":
+                with server._state.lock:
+                    server._state.resets += 1
+                self._reset()
+                return
+            elif twist is not None and twist.kind == "delay":
+                time.sleep(twist.delay)
+            elif twist is not None and twist.hold is not None:
+                twist.hold.arrived.set()
+                twist.hold.released.wait(HOLD_LIMIT_S)
+                self._reset()
+                return
+            try:
+                self.send_response(answer.status)
+                self.send_header("Content-Type", answer.content_type)
+                self.send_header("Content-Length", str(len(answer.body)))
+                for name, value in answer.headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(answer.body)
+            except OSError:  # the client gave up (its timeout) before a late answer
+                self.close_connection = True
+
+        def _reset(self) -> None:
+            """Close with RST (linger 0): the client sees a reset, not a clean close."""
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            self.connection.close()
 
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet: the tests assert on ``server.requests`` instead."""
 
     return Handler
+
+
+def _posts_message(path: str) -> bool:
+    return path == WEBHOOK_PATH or path.split("?", 1)[0] == "/api/chat.postMessage"
 
 
 def _fault_answer(server: SlackServer, path: str) -> _Answer | None:
@@ -310,6 +423,10 @@ def _post_message(server: SlackServer, params: Mapping[str, Any]) -> _Answer:
     channel = server._channel_id(str(params.get("channel") or ""))
     if channel is None:
         return _api(ok=False, error="channel_not_found")
+    with server._state.lock:
+        refused = server._state.refused.get(channel)
+    if refused is not None:
+        return _api(ok=False, error=refused)
     problem, blocks = _check_message(params)
     if problem:
         error, detail = problem

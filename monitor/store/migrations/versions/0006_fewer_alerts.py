@@ -1,7 +1,7 @@
 """Fewer, better alerts (#9): silences, digests and the matches they hold back.
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-03
 
 Additive: three new tables; deliveries are untouched, so an immediate alert is
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
