@@ -32,6 +32,7 @@ from sqlalchemy import (
     Select,
     Table,
     and_,
+    bindparam,
     delete,
     func,
     literal,
@@ -576,10 +577,19 @@ class Store:
                     )
         # Written in feed-URL order, so concurrent writers lock feed rows in the same order.
         order = sorted(range(len(outcomes)), key=lambda i: outcomes[i].feed_url)
+        plain = [i for i in order if _is_plain(outcomes[i])]
+        full = [i for i in order if not _is_plain(outcomes[i])]
 
         def record(connection: Connection) -> list[PollSaved]:
-            saved = {i: _record(connection, outcomes[i]) for i in order}
-            return [saved[i] for i in range(len(outcomes))]
+            ids = _lock_feeds(connection, [outcomes[i].feed_url for i in order])
+            # A 304 or an unchanged body: one UPDATE for all of them (#11, the warm cycle).
+            if plain:
+                connection.execute(
+                    _PLAIN_UPDATE,
+                    [_plain_row(ids[outcomes[i].feed_url], outcomes[i]) for i in plain],
+                )
+            saved = {i: _record(connection, outcomes[i], ids[outcomes[i].feed_url]) for i in full}
+            return [saved.get(i, PollSaved(0, 0, 0)) for i in range(len(outcomes))]
 
         return self._run(record, write=True)
 
@@ -852,16 +862,79 @@ def _fetch_state(outcome: PollOutcome) -> dict[str, Any]:
     return state
 
 
-def _record(connection: Connection, outcome: PollOutcome) -> PollSaved:
-    """One outcome of record_polls, inside its transaction."""
-    feed_id = connection.execute(
-        select(feeds.c.id).where(feeds.c.url == outcome.feed_url)
-    ).scalar_one_or_none()
-    if feed_id is None:
+def _is_plain(outcome: PollOutcome) -> bool:
+    """A success that brought nothing to store: a 304, or a body equal to the last one."""
+    return outcome.error is None and not outcome.articles and outcome.moved_to is None
+
+
+def _lock_feeds(connection: Connection, urls: Sequence[str]) -> dict[str, int]:
+    """The ids of the feeds at `urls`, their rows locked in URL order (PostgreSQL).
+
+    Locking them all first, in the order every writer uses, lets a batch then write them
+    in any order without deadlocking another writer.
+    """
+    ids: dict[str, int] = {}
+    for chunk in _chunks(sorted(set(urls))):
+        found = (
+            select(feeds.c.id, feeds.c.url)
+            .where(feeds.c.url.in_(chunk))
+            .order_by(feeds.c.url)
+            .with_for_update()
+        )
+        ids.update((row.url, row.id) for row in connection.execute(found))
+    missing = [url for url in urls if url not in ids]
+    if missing:
         raise StoreError(
-            f"{outcome.feed_url}: feed is not in the database; "
+            f"{missing[0]}: feed is not in the database; "
             "sync the feeds file (Store.sync_feeds) before recording polls"
         )
+    return ids
+
+
+# The feed-row writes of a plain success, as _fetch_state makes them, with bound values.
+_PLAIN_UPDATE = (
+    update(feeds)
+    .where(feeds.c.id == bindparam("b_id"))
+    .values(
+        last_polled_at=bindparam("b_polled_at", type_=UTCDateTime()),
+        last_success_at=bindparam("b_polled_at", type_=UTCDateTime()),
+        last_status=bindparam("b_status"),
+        next_poll_at=bindparam("b_next_poll_at", type_=UTCDateTime()),
+        leased_until=None,
+        leased_by=None,
+        error_count=0,
+        last_error=None,
+        failing_since=None,
+        not_found_count=0,
+        attention=None,
+        first_polled_at=func.coalesce(
+            feeds.c.first_polled_at, bindparam("b_polled_at", type_=UTCDateTime())
+        ),
+        etag=func.coalesce(bindparam("b_etag", type_=feeds.c.etag.type), feeds.c.etag),
+        last_modified=func.coalesce(
+            bindparam("b_last_modified", type_=feeds.c.last_modified.type), feeds.c.last_modified
+        ),
+        body_digest=func.coalesce(
+            bindparam("b_body_digest", type_=feeds.c.body_digest.type), feeds.c.body_digest
+        ),
+    )
+)
+
+
+def _plain_row(feed_id: int, outcome: PollOutcome) -> dict[str, Any]:
+    return {
+        "b_id": feed_id,
+        "b_polled_at": outcome.polled_at,
+        "b_status": outcome.status,
+        "b_next_poll_at": outcome.next_poll_at,
+        "b_etag": outcome.etag,
+        "b_last_modified": outcome.last_modified,
+        "b_body_digest": outcome.body_digest,
+    }
+
+
+def _record(connection: Connection, outcome: PollOutcome, feed_id: int) -> PollSaved:
+    """One outcome of record_polls that is not plain, inside its transaction."""
     # Updating the feed row first also serialises concurrent polls of one feed.
     connection.execute(update(feeds).where(feeds.c.id == feed_id).values(_fetch_state(outcome)))
     _refresh_seen(connection, feed_id, outcome)
