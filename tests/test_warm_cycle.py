@@ -28,7 +28,7 @@ def feed_writes() -> Iterator[list[str]]:
     """The SQL of each UPDATE of the feeds table run meanwhile (an executemany counts once)."""
     seen: list[str] = []
 
-    def record(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:
         if statement.lstrip().upper().startswith("UPDATE FEEDS "):
             seen.append(statement)
 
