@@ -75,9 +75,11 @@ def _die_with_parent(parent: int) -> None:
     """Have the kernel SIGKILL this process when its parent exits, even mid-parse.
 
     A watcher thread could not do it: a backtracking regex holds the GIL. The signal is
-    tied to the parent thread that started the worker; pebble starts workers from the
-    thread that first uses the pool or from its own manager thread, both as long-lived
-    as the pool. Elsewhere than Linux a busy worker lasts until its CPU budget ends it.
+    tied to the thread that started the worker: pebble starts the first workers from the
+    thread that first schedules a parse (the service's poll thread, which lasts as long as
+    the service) and replacements from its own manager thread. Were that thread to end,
+    its workers would die and be replaced, failing only the feeds they held. Elsewhere
+    than Linux a busy worker lasts until its CPU budget ends it.
     """
     if not sys.platform.startswith("linux"):
         return
