@@ -33,9 +33,10 @@ typecheck: $(STAMP)
 
 check: lint typecheck test  ## what CI runs (.ci/run): ruff, mypy on monitor/ and tests/, tests with the gate
 
-bench: $(STAMP)          ## benchmarks: poll cycle (needs nginx) and matching
+bench: $(STAMP)          ## benchmarks: poll cycle (needs nginx), matching, held alerts
 	$(BIN)/python benchmarks/poll.py
 	$(BIN)/python benchmarks/matching.py
+	$(BIN)/python benchmarks/holds.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info .coverage .coverage.* htmlcov

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -21,9 +23,9 @@ import click
 
 from monitor import __version__
 from monitor.config import Settings, load_settings, parse_duration
-from monitor.errors import ConfigError, MonitorError, RuleProblem
+from monitor.errors import ConfigError, InputError, MonitorError, RuleProblem, StoreError
 from monitor.logs import log_to_stderr, secret_parts
-from monitor.model import Article
+from monitor.model import Article, FeedSpec
 
 if TYPE_CHECKING:
     from monitor.store.store import Store
@@ -170,6 +172,7 @@ def poll(app: AppContext, once: bool, every: bool) -> None:
                 delivered = service.deliver()
             finally:
                 service.close()
+            for_digests = sum(store.held_for_digest().values())
             waiting = [
                 feed.next_poll_at
                 for feed in store.feeds()
@@ -191,6 +194,120 @@ def poll(app: AppContext, once: bool, every: bool) -> None:
         f"{polled.new_matches} matches; alerts: {delivered.sent} sent, "
         f"{delivered.retrying} to retry, {delivered.failed} failed"
     )
+    if for_digests:
+        # A cron job running poll --once has no digest schedule: `monitor digest send` is it.
+        click.echo(
+            f"{for_digests} {'match waits' if for_digests == 1 else 'matches wait'} for a digest; "
+            "poll --once sends no digests: `monitor digest send` sends them"
+        )
+
+
+# ---------------------------------------------------------------- digests, silences
+
+
+@main.group()
+def digest() -> None:
+    """Digests: the matches of rules with `delivery: {digest: ...}`, as one message."""
+
+
+@digest.command("send")
+@click.option("--rule", "rule_id", help="Only this rule's digest (default: every rule's).")
+@pass_app
+def digest_send(app: AppContext, rule_id: str | None) -> None:
+    """Send the digests now, whatever their schedule (for cron; `monitor run` schedules them)."""
+    from monitor.service import Service
+
+    settings = app.settings
+    with setup_logging(settings, app.debug), open_store(settings) as store:
+        waiting = store.held_for_digest(rule_id)
+        service = Service(settings, store)
+        try:
+            report = service.send_digest(rule_id)
+        finally:
+            service.close()
+    if not waiting and not report.sent:
+        click.echo(f"no matches wait for {f'the digest of {rule_id}' if rule_id else 'a digest'}")
+        return
+    click.echo(
+        f"digests: {report.sent} sent ({report.matches} matches), "
+        f"{report.retrying} to retry, {report.failed} failed"
+    )
+    if report.retrying or report.failed:
+        sys.exit(1)
+
+
+@main.group()
+def silence() -> None:
+    """Silences: matches they cover are stored and counted, not alerted."""
+
+
+@silence.command("add")
+@click.option("--rule", "rule_id", help="Matches of this rule id.")
+@click.option("--feed", "feed_url", help="Articles of this feed URL.")
+@click.option("--domain", help="Articles linking to this domain (and its subdomains).")
+@click.option("--channel", help="Alerts to this channel (#name).")
+@click.option("--for", "duration", required=True, type=DURATION, help="How long: 90m, 2h, 3d.")
+@click.option("--reason", required=True, help="Why, for whoever reads `silence list`.")
+@pass_app
+def silence_add(
+    app: AppContext,
+    rule_id: str | None,
+    feed_url: str | None,
+    domain: str | None,
+    channel: str | None,
+    duration: timedelta,
+    reason: str,
+) -> None:
+    """Silence matches for a while; every criterion given must hold. Ends on its own."""
+    if not any((rule_id, feed_url, domain, channel)):
+        raise click.UsageError("name what to silence: --rule, --feed, --domain or --channel")
+    if duration <= timedelta(0):
+        raise click.UsageError("--for must be longer than 0")
+    now = datetime.now(UTC)
+    with open_store(app.settings) as store:
+        added = store.add_silence(
+            reason=reason,
+            now=now,
+            until=now + duration,
+            rule_id=rule_id,
+            feed_url=feed_url,
+            domain=domain,
+            channel=channel,
+        )
+    click.echo(f"silence #{added.id}: {added.scope} until {format_time(added.expires_at)}")
+
+
+@silence.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Also the silences that ended.")
+@pass_app
+def silence_list(app: AppContext, show_all: bool) -> None:
+    """Silences in force (with --all, every one), with how many matches each held back."""
+    now = datetime.now(UTC)
+    with open_store(app.settings) as store:
+        found = store.silences(now, ended=show_all)
+    if not found:
+        click.echo("no silences" if show_all else "no silences in force")
+        return
+    for item in found:
+        ends = item.removed_at if item.removed_at is not None else item.expires_at
+        when = "until" if item.active(now) else "ended"
+        click.echo(
+            f"#{item.id}  [{item.state(now)}] {when} {format_time(ends)}  {item.scope}  "
+            f"held {item.held}"
+        )
+        click.echo(f"    reason: {item.reason}")
+
+
+@silence.command("remove")
+@click.argument("silence_id", type=int)
+@pass_app
+def silence_remove(app: AppContext, silence_id: int) -> None:
+    """End a silence now; the matches it held stay stored and are not sent."""
+    with open_store(app.settings) as store:
+        removed = store.remove_silence(silence_id, datetime.now(UTC))
+    if removed is None:
+        fail(f"no silence #{silence_id} in force (`monitor silence list --all` shows them all)")
+    click.echo(f"silence #{removed.id} removed: {removed.scope}, held {removed.held}")
 
 
 # ---------------------------------------------------------------- rules
@@ -309,10 +426,9 @@ def rules_test(
         return
     results = match_articles(live.ruleset, articles)
     if output == "json":
-        for article, matches in results:
-            click.echo(json.dumps(dryrun.result_json(article, matches), ensure_ascii=False))
+        dryrun.print_json(results)
     else:
-        dryrun.print_table(results, show_all=show_all)
+        dryrun.print_table(results, show_all=show_all, regexes=dryrun.regex_terms(live.ruleset))
 
 
 @rules.command("apply")
@@ -356,10 +472,11 @@ def rules_apply(
 @rules.command("eval")
 @click.option(
     "--labels",
+    "--input",
     "labels",
     required=True,
     type=click.Path(exists=True, path_type=Path),
-    help="JSON Lines with title, optional summary, and label flag|ignore.",
+    help="JSON Lines with title, optional summary and lang, and label flag|ignore|ambiguous.",
 )
 @click.option(
     "--rules",
@@ -415,36 +532,202 @@ def stored_articles(
 
 @main.group()
 def feeds() -> None:
-    """Inspect the feeds being watched."""
+    """Manage the feeds being watched: the feeds file is the list, the database follows it."""
 
 
 @feeds.command("list")
+@click.option(
+    "--format", "output", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+@click.option("--failing", is_flag=True, help="Only feeds failing or needing attention.")
 @pass_app
-def feeds_list(app: AppContext) -> None:
-    """Every feed with its state (ok, failing since, needs attention), polls, move, last error."""
+def feeds_list(app: AppContext, output: str, failing: bool) -> None:
+    """Every feed: status (ok, failing since, needs attention), last success, last error,
+    errors in a row, next poll and items per day (the last 7 days).
+
+    A table on a terminal, plain lines when piped, JSON Lines with --format json.
+    """
+    from monitor import feedlist
+
+    now = datetime.now(UTC)
     with open_store(app.settings) as store:
         states = store.feeds()
-    if not states:
-        click.echo("no feeds yet: add some to the feeds file and run `monitor poll --once`")
-        return
-    for feed in states:
-        status = feed.health
-        if status == "attention":
-            status = f"needs attention: {feed.attention}"
-        elif status == "failing":
-            since = f" since {format_time(feed.failing_since)}" if feed.failing_since else ""
-            status = f"failing{since} ({feed.error_count} in a row)"
-        click.echo(f"{feed.url}  [{status}]")
-        details = [
-            f"name: {feed.name}" if feed.name else "",
-            f"last poll: {format_time(feed.last_polled_at)}",
-            f"next: {format_time(feed.next_poll_at)}" if feed.active else "",
-        ]
-        click.echo("    " + "; ".join(part for part in details if part))
-        if feed.fetch_url:
-            click.echo(f"    moved to {feed.fetch_url}; update the feeds file")
-        if feed.last_error:
-            click.echo(f"    last error: {feed.last_error}")
+        per_day = store.items_per_day(now - feedlist.ACTIVITY_WINDOW, now)
+    rows = [feedlist.FeedRow(feed, per_day.get(feed.url, 0.0)) for feed in states]
+    if failing:
+        rows = [row for row in rows if row.failing]
+    if output == "json":
+        for row in rows:
+            click.echo(json.dumps(feedlist.as_json(row), ensure_ascii=False))
+    elif not states:
+        click.echo("no feeds yet: `monitor feeds add URL`, then `monitor poll --once`")
+    elif not rows:
+        click.echo(f"no failing feeds ({len(states)} in all)")
+    else:
+        feedlist.print_rows(rows)
+
+
+@feeds.command("add")
+@click.argument("url")
+@click.option("--name", default="", help="Shown in alerts.")
+@click.option("--tag", "tags", multiple=True, help="A tag rules can filter on (repeatable).")
+@click.option(
+    "--interval", help="How often to poll (90s, 15m, 2h); default MONITOR_POLL_INTERVAL, adaptive."
+)
+@pass_app
+def feeds_add(
+    app: AppContext, url: str, name: str, tags: tuple[str, ...], interval: str | None
+) -> None:
+    """Add a feed to the feeds file (comments and order kept) and to the database."""
+    from monitor.feeds.catalog import MIN_INTERVAL, url_problem
+    from monitor.feeds.editor import add_feeds
+    from monitor.model import FeedSpec
+
+    path, text, current = read_feeds_file(app.settings)
+    url = url.strip()
+    problem = url_problem(url)
+    if problem is not None:
+        raise click.BadParameter(problem, param_hint="URL")
+    if interval is not None:
+        try:
+            seconds = parse_duration(interval)
+        except ValueError as exc:
+            raise click.BadParameter(f"{exc} (got {interval!r})", param_hint="--interval") from exc
+        if seconds < MIN_INTERVAL:
+            raise click.BadParameter(f"must be at least {MIN_INTERVAL:g}s", param_hint="--interval")
+    if any(feed.url == url for feed in current):
+        fail(f"{path}: {url} is already in the feeds file; `monitor feeds list` shows it")
+    spec = FeedSpec(url=url, name=name.strip(), tags=tags)
+    written = write_feeds_file(app.settings, path, add_feeds(text, [spec], [interval]))
+    click.echo(f"{path}: added {url}; {len(written)} feeds")
+
+
+@feeds.command("remove")
+@click.argument("url")
+@pass_app
+def feeds_remove(app: AppContext, url: str) -> None:
+    """Remove a feed from the feeds file; the database keeps its history, marked removed."""
+    from monitor.feeds.editor import remove_feed
+
+    path, text, _ = read_feeds_file(app.settings)
+    changed = remove_feed(text, url.strip())
+    if changed is None:
+        fail(f"{path}: no feed {url.strip()} in the feeds file (`monitor feeds list` shows them)")
+    written = write_feeds_file(app.settings, path, changed)
+    click.echo(f"{path}: removed {url.strip()}; {len(written)} feeds")
+
+
+@feeds.command("import")
+@click.argument("opml", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_app
+def feeds_import(app: AppContext, opml: Path) -> None:
+    """Add the feeds of an OPML file (a feed reader's export); categories become tags.
+
+    Feeds already in the feeds file are left as they are; outlines that are not usable
+    feeds are listed on stderr and skipped.
+    """
+    from monitor.feeds.editor import add_feeds
+    from monitor.feeds.opml import read_opml
+
+    path, text, current = read_feeds_file(app.settings)
+    try:
+        data = opml.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{opml}: cannot read: {exc.strerror}") from exc
+    listed = read_opml(data, str(opml))
+    for reason in listed.skipped:
+        click.echo(f"{opml}: skipped {reason}", err=True)
+    known = {feed.url for feed in current}
+    new = [feed for feed in listed.feeds if feed.url not in known]
+    if new:
+        write_feeds_file(app.settings, path, add_feeds(text, new, [None] * len(new)))
+    click.echo(
+        f"{path}: imported {len(new)} feeds from {opml} "
+        f"({len(listed.feeds) - len(new)} already there, {len(listed.skipped)} skipped)"
+    )
+
+
+@feeds.command("export")
+@click.option(
+    "--format", "output", type=click.Choice(["opml", "yaml"]), default="opml", show_default=True
+)
+@pass_app
+def feeds_export(app: AppContext, output: str) -> None:
+    """Print the feeds file's feeds as OPML (for feed readers) or as a clean feeds file."""
+    from monitor.feeds.editor import add_feeds
+    from monitor.feeds.opml import write_opml
+
+    _, _, current = read_feeds_file(app.settings)
+    if output == "opml":
+        document = write_opml(current, "media-monitor feeds", datetime.now(UTC))
+        click.echo(document.decode("utf-8"), nl=False)
+    else:
+        intervals = [None if f.interval is None else format_duration(f.interval) for f in current]
+        click.echo(add_feeds("", current, intervals), nl=False)
+
+
+def read_feeds_file(settings: Settings) -> tuple[Path, str, tuple[FeedSpec, ...]]:
+    """The feeds file's path, text and feeds; a missing or broken file stops the command."""
+    from monitor.feeds.catalog import load_feeds
+
+    path = settings.feeds_file
+    if path is None:
+        raise ConfigError(
+            "MONITOR_FEEDS", "is empty (no feeds file); set it to the feeds file to manage"
+        )
+    if not path.is_file():
+        raise ConfigError(
+            "MONITOR_FEEDS",
+            f"no feeds file at {path.absolute()}; create it with the line `feeds: []`, "
+            "or set MONITOR_FEEDS to its path",
+        )
+    current = load_feeds(path)  # a broken file is reported whole, and left alone
+    return path, path.read_text(encoding="utf-8-sig"), current
+
+
+def write_feeds_file(settings: Settings, path: Path, text: str) -> tuple[FeedSpec, ...]:
+    """Replace the feeds file with `text` at once (checked first), then sync the database.
+
+    The file is the source of truth, so it is written even when the database cannot be
+    reached: `monitor run` and `monitor poll` sync it whenever the file changes.
+    """
+    from monitor.feeds.catalog import load_feeds
+
+    draft = path.with_name(f".{path.name}.{os.getpid()}.new")
+    drafted = False
+    try:
+        draft.write_text(text, encoding="utf-8")
+        drafted = True
+        shutil.copymode(path, draft)
+        try:
+            written = load_feeds(draft)
+        except ConfigError as exc:  # a bug if ever: the edit made the file invalid
+            raise ConfigError(
+                "MONITOR_FEEDS", f"{path}: not changed, the edit would break it: {exc}"
+            ) from exc
+        os.replace(draft, path)
+    except OSError as exc:
+        raise ConfigError(
+            "MONITOR_FEEDS", f"cannot write {path} ({exc.strerror}); check its folder's permissions"
+        ) from exc
+    finally:
+        if drafted:
+            draft.unlink(missing_ok=True)  # gone already once it replaced the file
+    try:
+        with open_store(settings) as store:
+            store.sync_feeds(written, datetime.now(UTC))
+    except StoreError as exc:
+        click.echo(f"warning: {path} changed; the database follows when it is reachable: {exc}",
+                   err=True)  # fmt: skip
+    return written
+
+
+def format_duration(seconds: float) -> str:
+    """Seconds as the feeds file writes them: 2h, 15m, 90s."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
 
 
 @main.group()
@@ -465,9 +748,11 @@ def matches_list(app: AppContext, limit: int, since: timedelta | None) -> None:
         click.echo("no matches yet")
         return
     for row in rows:
+        state = row.delivery_status or "not alerted"
+        if row.hold is not None and not (row.hold.released and row.hold.digest_id is None):
+            state = str(row.hold)  # queued after quiet hours: the alert's own state tells
         click.echo(
-            f"{format_time(row.created_at)}  {row.match.severity:<8} {row.match.rule_id}  "
-            f"[{row.delivery_status or 'not alerted'}]"
+            f"{format_time(row.created_at)}  {row.match.severity:<8} {row.match.rule_id}  [{state}]"
         )
         click.echo(f"    {row.article.title}")
         if row.article.link:

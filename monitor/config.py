@@ -28,11 +28,15 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 
 from monitor import __version__
 from monitor.errors import ConfigError
+from monitor.gate import DEFAULT_CHANNEL_MAX_PER_HOUR
+from monitor.model import SEVERITIES
+from monitor.silence import QuietHours, parse_quiet_hours
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 CONFIG_FILE_VARIABLE = "MONITOR_CONFIG"
@@ -94,6 +98,16 @@ class Settings(BaseModel):
     ops_channel: str | None = _setting(
         None, "MONITOR_OPS_CHANNEL", "channel told when a rule file breaks on reload"
     )
+    severity_channels: dict[str, str] = _setting(
+        {},
+        "MONITOR_SEVERITY_CHANNELS",
+        "channel per severity for rules that name none, e.g. high=#fr-urgent,critical=#fr-urgent",
+    )
+    slack_template: OptionalPath = _setting(
+        None,
+        "MONITOR_SLACK_TEMPLATE",
+        "Jinja2 template of an alert's message body (docs/delivery.md); unset: the default layout",
+    )
     allow_private_addresses: bool = _setting(
         False,
         "MONITOR_ALLOW_PRIVATE_ADDRESSES",
@@ -106,6 +120,24 @@ class Settings(BaseModel):
     )
     poll_interval: Seconds = _setting(
         300.0, "MONITOR_POLL_INTERVAL", "seconds between polls of a feed", ge=10, le=86400 * 7
+    )
+    min_interval: Seconds = _setting(
+        120.0,
+        "MONITOR_MIN_INTERVAL",
+        "shortest adaptive interval of a feed without its own interval",
+        ge=10,
+        le=86400 * 7,
+    )
+    max_interval: Seconds = _setting(
+        4 * 3600.0,
+        "MONITOR_MAX_INTERVAL",
+        "longest adaptive interval: a quiet feed, or one whose host asks for more, waits no longer",
+        ge=10,
+        le=86400 * 7,
+        validate_default=True,  # checked against MONITOR_MIN_INTERVAL even when unset
+    )
+    per_host: int = _setting(
+        4, "MONITOR_PER_HOST", "feeds fetched at once from one host", ge=1, le=1000
     )
     poll_tick: Seconds = _setting(
         30.0, "MONITOR_POLL_TICK", "seconds between checks for due feeds", ge=1, le=3600
@@ -180,6 +212,13 @@ class Settings(BaseModel):
         ge=1,
         le=10000,
     )
+    group_above: int = _setting(
+        10,
+        "MONITOR_GROUP_ABOVE",
+        "more alerts than this due for one channel in a run go out as grouped messages; 0: never",
+        ge=0,
+        le=10000,
+    )
     slack_max_retries: int = _setting(
         3, "MONITOR_SLACK_MAX_RETRIES", "retries of a 429, 5xx or connection error", ge=0, le=10
     )
@@ -189,6 +228,19 @@ class Settings(BaseModel):
         "seconds one send may wait on Retry-After before the alert is re-queued",
         ge=0,
         le=900,
+    )
+    channel_max_per_hour: int = _setting(
+        DEFAULT_CHANNEL_MAX_PER_HOUR,
+        "MONITOR_CHANNEL_MAX_PER_HOUR",
+        "immediate alerts a channel gets an hour; the rest go out as one summary; 0: no limit",
+        ge=0,
+        le=100_000,
+    )
+    quiet_hours: tuple[QuietHours, ...] = _setting(
+        (),
+        "MONITOR_QUIET_HOURS",
+        "quiet hours per channel, e.g. '#news=22:00-07:00 Europe/London; #ops=23:00-06:00'; "
+        "held alerts go out when they end",
     )
     user_agent: str = _setting(
         f"media-monitor/{__version__} (self-hosted news alerting)",
@@ -251,6 +303,35 @@ class Settings(BaseModel):
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
 
+    @field_validator("group_above")
+    @classmethod
+    def _below_the_batch(cls, value: int, info: ValidationInfo) -> int:
+        # A run sees one batch of alerts at a time: a larger burst size could never be reached.
+        batch = info.data.get("delivery_batch")
+        if batch is not None and value >= batch:
+            raise ValueError(f"must be less than MONITOR_DELIVERY_BATCH ({batch})")
+        return value
+
+    @field_validator("severity_channels", mode="before")
+    @classmethod
+    def _split_severity_channels(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            pairs = [part.partition("=") for part in value.split(",") if part.strip()]
+            if any(not sep for _, sep, _ in pairs):
+                raise ValueError("expected severity=channel pairs such as high=#fr-urgent")
+            value = {key.strip(): channel.strip() for key, _, channel in pairs}
+        if not isinstance(value, Mapping):
+            return value
+        routes = {}
+        for severity, channel in value.items():
+            key = str(severity).strip().lower()
+            if key not in SEVERITIES:
+                raise ValueError(f"{severity!r} is not a severity ({', '.join(SEVERITIES)})")
+            if not isinstance(channel, str) or not re.fullmatch(r"[^\s,]+", channel):
+                raise ValueError(f"{channel!r} is not a channel name such as #fr-urgent")
+            routes[key] = channel
+        return routes
+
     @field_validator("allowed_networks", mode="before")
     @classmethod
     def _split_networks(cls, value: Any) -> Any:
@@ -262,6 +343,13 @@ class Settings(BaseModel):
             except ValueError as exc:
                 raise ValueError(f"{network!r} is not a network such as 10.0.0.0/8") from exc
         return tuple(value)
+
+    @field_validator("quiet_hours", mode="before")
+    @classmethod
+    def _read_quiet_hours(cls, value: Any) -> Any:
+        if isinstance(value, str | dict):
+            return parse_quiet_hours(value)
+        return value
 
     @field_validator("log_level")
     @classmethod
@@ -277,6 +365,16 @@ class Settings(BaseModel):
         if value.lower() not in {"text", "json"}:
             raise ValueError("must be text or json")
         return value.lower()
+
+    @field_validator("max_interval")
+    @classmethod
+    def _not_below_minimum(cls, value: float, info: ValidationInfo) -> float:
+        minimum = info.data.get("min_interval")
+        if minimum is not None and value < minimum:
+            raise ValueError(
+                f"is below MONITOR_MIN_INTERVAL ({minimum:g}s); raise it or lower the minimum"
+            )
+        return value
 
     @property
     def slack_configured(self) -> bool:
@@ -330,7 +428,8 @@ def _read_config_file(path: Path, env_names: Mapping[str, str]) -> dict[str, Any
     by_key = {env.lower().removeprefix("monitor_"): env for env in env_names.values()}
     for key, value in data.items():
         if key not in by_key:
-            close = difflib.get_close_matches(key, by_key, n=1)
+            # MONITOR_POLL_INTERVAL or poll_intervall both mean poll_interval.
+            close = difflib.get_close_matches(key.lower().removeprefix("monitor_"), by_key, n=1)
             hint = (
                 f"did you mean {close[0]!r}?"
                 if close

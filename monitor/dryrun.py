@@ -26,7 +26,8 @@ from monitor.config import Settings
 from monitor.errors import FeedError, InputError
 from monitor.feeds.links import absolute_link
 from monitor.feeds.text import clean_text
-from monitor.matching import EvalReport, LabelledArticle, RuleSet
+from monitor.matching import EvalReport, LabelledArticle, LanguageScore, RuleScore, RuleSet
+from monitor.matching.prominence import source_span
 from monitor.model import Article, Match, TermHit
 from monitor.reader import match_articles
 
@@ -140,8 +141,17 @@ def _article_from_json(path: Path, number: int, item: dict[str, Any], now: datet
         link=link,
         published=published,
         dated=dated,
-        language=item.get("language") if isinstance(item.get("language"), str) else None,
+        language=_language(item),
     )
+
+
+def _language(item: dict[str, Any]) -> str | None:
+    """`language`, else `lang` (labelled sets), as a lower-case primary subtag: "pt-BR" is "pt"."""
+    for key in ("language", "lang"):
+        value = item.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip().lower().replace("_", "-").split("-")[0]
+    return None
 
 
 def _digest_id(title: str, summary: str) -> str:
@@ -149,13 +159,54 @@ def _digest_id(title: str, summary: str) -> str:
 
 
 def result_json(article: Article, matches: Sequence[Match]) -> dict[str, Any]:
+    """One article's line of `rules test --format json`; `hits` says where each term was
+    found and the article's own text there (a regex's match, a prefix's whole word)."""
     return {
         "id": article.entry_id,
         "title": article.title,
         "matches": [
-            {"rule": match.rule_id, "terms": list(match.matched_terms)} for match in matches
+            {
+                "rule": match.rule_id,
+                "terms": list(match.matched_terms),
+                "hits": [
+                    {
+                        "term": hit.term,
+                        "field": hit.field,
+                        "text": hit.text,
+                        "start": hit.start,
+                        "end": hit.end,
+                        "list": hit.list_name,
+                    }
+                    for hit in match.hits
+                ],
+            }
+            for match in matches
         ],
     }
+
+
+_JSON = json.JSONEncoder(ensure_ascii=False)  # json.dumps with options builds one per call
+JSON_LINES_PER_WRITE = 1000  # click.echo flushes: one write per line would be a system call
+
+
+def print_json(results: Iterable[Result]) -> None:
+    """`rules test --format json`: one object per article, in input order."""
+    encode = _JSON.encode
+    lines: list[str] = []
+    for article, matches in results:
+        lines.append(encode(result_json(article, matches)))
+        if len(lines) >= JSON_LINES_PER_WRITE:
+            click.echo("\n".join(lines))
+            lines.clear()
+    if lines:
+        click.echo("\n".join(lines))
+
+
+def regex_terms(ruleset: RuleSet) -> frozenset[tuple[str, str | None]]:
+    """(text, list) of the ruleset's regex terms: their explanations show what they found."""
+    return frozenset(
+        (term.text, term.list_name) for term in ruleset.index.terms if term.kind == "regex"
+    )
 
 
 def console() -> Console:
@@ -187,21 +238,56 @@ def excerpt(text: str, hits: Sequence[TermHit], field: str) -> Text | None:
     return window
 
 
-def evidence(match: Match) -> Text:
-    """One rule's line: id, severity, and each term with the fields it was found in."""
-    fields: dict[str, list[str]] = {}
+def evidence(match: Match, regexes: frozenset[tuple[str, str | None]] = frozenset()) -> Text:
+    """One rule's line: id, severity, and each term with the fields it was found in.
+
+    A regex term (in `regexes`) is shown by the text it found, not its pattern, and a prefix
+    term by the words it found beside it: `"bans" (ban*)`.
+    """
+    fields: dict[tuple[str, str | None], list[str]] = {}
+    found: dict[tuple[str, str | None], list[str]] = {}
     for hit in match.hits:
-        found_in = fields.setdefault(hit.term, [])
+        key = (hit.term, hit.list_name)
+        found_in = fields.setdefault(key, [])
         if hit.field not in found_in:
             found_in.append(hit.field)
+        texts = found.setdefault(key, [])
+        if hit.text not in texts:
+            texts.append(hit.text)
+    labels = []
+    for key, where in fields.items():
+        term, list_name = key
+        quoted = ", ".join(f'"{text}"' for text in found[key])
+        if key in regexes:
+            label = f"{quoted} (regex{f' in {list_name}' if list_name else ''})"
+        elif term.endswith("*"):
+            label = f"{quoted} ({term})"
+        else:
+            label = term
+        labels.append(f"{label} [{', '.join(where)}]")
     text = Text()
     text.append(match.rule_id, style="bold")
     text.append(f" ({match.severity})\n  ")
-    text.append(", ".join(f"{term} [{', '.join(where)}]" for term, where in fields.items()))
+    text.append(", ".join(labels))
     return text
 
 
-def print_table(results: Sequence[Result], *, show_all: bool) -> None:
+def shown_hits(article: Article, hits: Iterable[TermHit]) -> list[TermHit]:
+    """The hits with those in `lead` and `front` moved to the title and summary they show."""
+    shown = []
+    for hit in hits:
+        span = source_span(article.title, article.summary, hit.field, hit.start, hit.end)
+        if span is not None:
+            shown.append(replace(hit, field=span[0], start=span[1], end=span[2]))
+    return shown
+
+
+def print_table(
+    results: Sequence[Result],
+    *,
+    show_all: bool,
+    regexes: frozenset[tuple[str, str | None]] = frozenset(),
+) -> None:
     out = console()
     table = Table(show_lines=True, title="rules test (dry run: nothing stored or sent)")
     table.add_column("#", justify="right")
@@ -210,14 +296,14 @@ def print_table(results: Sequence[Result], *, show_all: bool) -> None:
     for number, (article, matches) in enumerate(results, 1):
         if not matches and not show_all:
             continue
-        hits = [hit for match in matches for hit in match.hits]
+        hits = shown_hits(article, [hit for match in matches for hit in match.hits])
         cell = highlighted(article.title, hits, "title")
         for field, text in (("summary", article.summary), ("content", article.content)):
             context = excerpt(text, hits, field)
             if context is not None:
                 cell.append(f"\n{field}: ", style="dim")
                 cell.append(context)
-        reasons = Text("\n").join(evidence(match) for match in matches)
+        reasons = Text("\n").join(evidence(match, regexes) for match in matches)
         table.add_row(str(number), cell, reasons if matches else Text("no match", style="dim"))
     flagged = sum(1 for _, matches in results if matches)
     if table.row_count:
@@ -272,11 +358,12 @@ def print_diff(diffs: Sequence[RuleDiff], output: str, total: int) -> None:
     )
 
 
-LABELS = {"flag": True, "ignore": False}
+LABELS = {"flag": True, "ignore": False, "ambiguous": False}
 
 
 def read_labelled(path: Path) -> list[LabelledArticle]:
-    """JSON Lines of articles with ``label`` (flag or ignore) and optionally ``rules`` (ids)."""
+    """JSON Lines of articles with ``label`` (flag, ignore or ambiguous) and optionally
+    ``rules`` (ids); other keys (``why``, ``cluster``, ``outlet``, ...) are ignored."""
     try:
         body = path.read_bytes()
     except OSError as exc:
@@ -286,7 +373,7 @@ def read_labelled(path: Path) -> list[LabelledArticle]:
     for number, item in _json_objects(path, body):
         label = item.get("label")
         if label not in LABELS:
-            raise InputError(f'{path}:{number}: \'label\' must be "flag" or "ignore"')
+            raise InputError(f'{path}:{number}: \'label\' must be "flag", "ignore" or "ambiguous"')
         expected = item.get("rules")
         if expected is not None and (
             not isinstance(expected, list) or not all(isinstance(rule, str) for rule in expected)
@@ -296,7 +383,10 @@ def read_labelled(path: Path) -> list[LabelledArticle]:
         article = replace(article, entry_id=f"{path.name}:{number}")
         items.append(
             LabelledArticle(
-                article, LABELS[label], frozenset(expected) if expected is not None else None
+                article,
+                LABELS[label],
+                frozenset(expected) if expected is not None else None,
+                ambiguous=label == "ambiguous",
             )
         )
     return items
@@ -306,18 +396,30 @@ def _ratio(value: float | None) -> str:
     return "    -" if value is None else f"{value:.3f}"
 
 
+def _score_json(score: RuleScore) -> dict[str, Any]:
+    return {
+        "precision": score.precision,
+        "recall": score.recall,
+        "true_positives": score.true_positives,
+        "false_positives": score.false_positives,
+        "false_negatives": score.false_negatives,
+    }
+
+
 def print_eval(report: EvalReport, output: str, items: Sequence[LabelledArticle]) -> None:
     overall = report.overall
+    ambiguous = len(report.ambiguous)
+    flagged = report.flagged_items
     if output == "json":
         click.echo(
             json.dumps(
                 {
                     "overall": {
-                        "precision": overall.precision,
-                        "recall": overall.recall,
-                        "true_positives": overall.true_positives,
-                        "false_positives": overall.false_positives,
-                        "false_negatives": overall.false_negatives,
+                        **_score_json(overall),
+                        "articles": len(items),
+                        "flag": flagged,
+                        "ignore": len(items) - flagged - ambiguous,
+                        "ambiguous": ambiguous,
                     },
                     "rules": [
                         {
@@ -340,6 +442,21 @@ def print_eval(report: EvalReport, output: str, items: Sequence[LabelledArticle]
                         }
                         for wrong in report.misclassified
                     ],
+                    "languages": [
+                        {
+                            "language": language.language,
+                            "articles": language.flagged + language.ignored + language.ambiguous,
+                            "flag": language.flagged,
+                            "ignore": language.ignored,
+                            "ambiguous": language.ambiguous,
+                            **_score_json(language.score),
+                        }
+                        for language in report.languages
+                    ],
+                    "ambiguous": [
+                        {"title": item.title, "id": item.entry_id, "rules": list(item.rule_ids)}
+                        for item in report.ambiguous
+                    ],
                 },
                 ensure_ascii=False,
             )
@@ -356,9 +473,13 @@ def print_eval(report: EvalReport, output: str, items: Sequence[LabelledArticle]
             f"{score.rule_id:<{width}}  {matched:>7}  {_ratio(score.precision):>9}  "
             f"{_ratio(score.recall if rules_named else None):>6}  {_ratio(share):>16}"
         )
+    if any(language.language is not None for language in report.languages):
+        _print_languages(report.languages)
+    left_out = f", {ambiguous} ambiguous left out" if ambiguous else ""
     click.echo(
-        f"overall: {len(items)} articles ({report.flagged_items} flag, "
-        f"{len(items) - report.flagged_items} ignore): precision {_ratio(overall.precision)}, "
+        f"overall: {len(items)} articles ({flagged} flag, "
+        f"{len(items) - flagged - ambiguous} ignore{left_out}): "
+        f"precision {_ratio(overall.precision)}, "
         f"recall {_ratio(overall.recall)} ({overall.true_positives} flagged correctly, "
         f"{overall.false_positives} wrongly, {overall.false_negatives} missed)"
     )
@@ -366,3 +487,22 @@ def print_eval(report: EvalReport, output: str, items: Sequence[LabelledArticle]
         who = "no rule" if wrong.rule_id == "*" else wrong.rule_id
         terms = f" (terms: {', '.join(wrong.matched_terms)})" if wrong.matched_terms else ""
         click.echo(f"{wrong.kind}: {who}: {wrong.title}{terms}")
+    for item in report.ambiguous:
+        rules = ", ".join(item.rule_ids) if item.rule_ids else "no rule"
+        click.echo(f"ambiguous (not scored): {rules}: {item.title}")
+
+
+def _print_languages(languages: Sequence[LanguageScore]) -> None:
+    # right, wrong, missed: flagged correctly, flagged wrongly, not flagged (as "overall")
+    click.echo(
+        "language  articles  flag  ignore  ambiguous  precision  recall  right  wrong  missed"
+    )
+    for language in languages:
+        score = language.score
+        total = language.flagged + language.ignored + language.ambiguous
+        click.echo(
+            f"{language.language or '(none)':<8}  {total:>8}  {language.flagged:>4}  "
+            f"{language.ignored:>6}  {language.ambiguous:>9}  {_ratio(score.precision):>9}  "
+            f"{_ratio(score.recall):>6}  {score.true_positives:>5}  "
+            f"{score.false_positives:>5}  {score.false_negatives:>6}"
+        )

@@ -99,7 +99,7 @@ class RuleError(MonitorError):
 
 
 class InputError(MonitorError):
-    """An input file for the dry run is unreadable or malformed (names the file and line)."""
+    """An input file (a dry run's articles, an OPML import) is unreadable or malformed."""
 
 
 class StoreError(MonitorError):

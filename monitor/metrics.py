@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 
+from monitor.digest import DigestReport
 from monitor.health import Health
 from monitor.matching import RuleLoad
 from monitor.pipeline import DeliveryReport, PollReport
@@ -110,6 +111,21 @@ class Metrics:
             ["table"],
             registry=self.registry,
         )
+        self.held_matches = Gauge(
+            "monitor_held_matches",
+            "Matches held back from an immediate alert, by reason (digest, silence, quiet,"
+            " throttle) and state (waiting, or released in a summary or as an alert)",
+            ["reason", "state"],
+            registry=self.registry,
+        )
+        self.digests = Counter(
+            "monitor_digests",
+            "Digests and summaries by outcome: sent, retrying or failed",
+            ["outcome"],
+            registry=self.registry,
+        )
+        for outcome in DELIVERY_OUTCOMES:
+            self.digests.labels(outcome)
         for health in FEED_HEALTH:
             self.feeds.labels(health)
         for status in RESPONSES:
@@ -164,6 +180,15 @@ class Metrics:
         self._thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)
         self._thread.start()
         return int(server.server_port)
+
+    def record_holds(self, counts: Mapping[tuple[str, str], int]) -> None:
+        for (reason, state), count in counts.items():
+            self.held_matches.labels(reason, state).set(count)
+
+    def record_digests(self, report: DigestReport) -> None:
+        self.digests.labels("sent").inc(report.sent)
+        self.digests.labels("retrying").inc(report.retrying)
+        self.digests.labels("failed").inc(report.failed)
 
     def close(self) -> None:
         if self._server is not None:

@@ -52,6 +52,7 @@ class ParsedFeed:
     title: str
     articles: tuple[Article, ...]
     warnings: tuple[str, ...] = ()
+    refresh_hint: float | None = None  # seconds its ttl / sy:updatePeriod asks between polls
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +74,7 @@ class Match:
     rule_id: str
     rule_title: str
     severity: str
-    channel: str | None
+    channel: str | None  # the rule's channels, separated by spaces; None: the default route
     hits: tuple[TermHit, ...] = field(default=())
 
     @property

@@ -17,28 +17,35 @@ import random
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from itertools import islice
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from monitor.errors import DeliveryError, FeedParseError, FetchError, RetryLaterError, shorten
 from monitor.feeds.fetch import FetchOptions, FetchRequest
 from monitor.feeds.parse import body_digest
-from monitor.notify.base import AlertSender
-from monitor.notify.render import render_alert
+from monitor.model import SEVERITIES
+from monitor.notify.base import AlertRenderer, AlertSender
+from monitor.notify.render import MAX_GROUP, SlackMessage, render_alert, render_group
 from monitor.ports import DeliveryStore, FeedFetcher, FeedReader, OpenFetcher, PollStore
 from monitor.schedule import (
     SLACK_PACING,
     Pacing,
+    PollBounds,
     after_pause,
     after_send,
     alert_since,
     attention_reason,
     delivery_retry_at,
+    freshness,
     next_poll_at,
+    poll_interval,
+    publish_gap,
     retry_after_at,
     send_at,
 )
@@ -115,6 +122,8 @@ class PollSettings:
     jitter: Callable[[], float] = field(default=lambda: random.uniform(-1.0, 1.0))
     claim_batch: int = 50  # feeds claimed at a time: workers on one database share a cycle
     lease: float = 30.0  # seconds a crashed worker's claims wait; renewed while in progress
+    bounds: PollBounds = field(default_factory=PollBounds)  # adaptive intervals (#11)
+    per_host: int = 4  # fetches at once from one host, beside fetch.concurrency
 
     @property
     def claim_lease(self) -> timedelta:
@@ -202,10 +211,13 @@ async def poll_cycle(
             return PollReport(feeds=())
         # Bodies wait here for a parser, so bound how many feeds are between fetch and store.
         in_flight = asyncio.Semaphore(settings.fetch.concurrency)
+        hosts = HostSlots(settings.per_host)
         async with open_fetcher(settings.fetch) as fetcher:
 
             async def poll(feed: FeedState) -> FeedReport | None:
-                async with in_flight:
+                # The host's slot first: feeds waiting for a busy host hold no global slot,
+                # so the other hosts' feeds go ahead of them.
+                async with hosts.slot(feed.source_url), in_flight:
                     if stopping():
                         return None  # given back below, for another worker to take now
                     report = await _poll_feed(fetcher, writer, reader, settings, clock, feed)
@@ -239,6 +251,23 @@ async def poll_cycle(
             writer.close()
 
 
+class HostSlots:
+    """At most ``per_host`` polls at once per host name: one busy host is never hammered.
+
+    A semaphore per host, made when its first feed comes and kept for the cycle.
+    """
+
+    def __init__(self, per_host: int) -> None:
+        self._per_host = per_host
+        self._slots: dict[str, asyncio.Semaphore] = {}
+
+    def slot(self, url: str) -> asyncio.Semaphore:
+        host = (urlsplit(url).hostname or "").lower()
+        if host not in self._slots:
+            self._slots[host] = asyncio.Semaphore(self._per_host)
+        return self._slots[host]
+
+
 # A bound on a cycle's rounds: far above any feeds file's size, so only a bug meets it.
 _MAX_ROUNDS = 1_000_000
 
@@ -266,7 +295,6 @@ async def _poll_feed(
     clock: Clock,
     feed: FeedState,
 ) -> FeedReport:
-    interval = feed.interval or settings.poll_interval
     request = FetchRequest(feed.source_url, etag=feed.etag, last_modified=feed.last_modified)
     started = time.monotonic()
     try:
@@ -285,22 +313,41 @@ async def _poll_feed(
             shorten(fetched.moved_to),
             extra={"feed_url": feed.url},
         )
+    fresh_for = freshness(now, fetched.headers)
+
+    def next_at(gap: float | None, hint: float | None) -> datetime:
+        """The next poll of a feed that answered: it follows the feed's pace (#11)."""
+        seconds = poll_interval(
+            settings.bounds,
+            settings.poll_interval,
+            configured=feed.interval,
+            gap=gap,
+            hints=(hint, fresh_for),
+        )
+        return next_poll_at(now, seconds, 0, settings.jitter())
+
     success = partial(
         PollOutcome,
         feed_url=feed.url,
         polled_at=now,
-        next_poll_at=next_poll_at(now, interval, 0, settings.jitter()),
         status=fetched.status,
         etag=fetched.etag,
         last_modified=fetched.last_modified,
         moved_to=fetched.moved_to,
     )
+
+    def unchanged(digest: str | None) -> PollOutcome:
+        """Nothing new to learn the pace from: the stored pace sets the next poll."""
+        return success(
+            next_poll_at=next_at(feed.publish_gap, feed.refresh_hint), body_digest=digest
+        )
+
     if fetched.body is None:
-        await writer.write(success(body_digest=feed.body_digest))
+        await writer.write(unchanged(feed.body_digest))
         return timed(feed.url, "not-modified")
     digest = body_digest(fetched.body)
     if digest == feed.body_digest:
-        await writer.write(success(body_digest=digest))
+        await writer.write(unchanged(digest))
         return timed(feed.url, "unchanged")
     try:
         parsed, matched = await reader.read(
@@ -317,10 +364,16 @@ async def _poll_feed(
     for warning in parsed.warnings:
         log.warning("feed %s: %s", feed.url, warning, extra={"feed_url": feed.url})
     first_poll = feed.first_polled_at is None
+    # Too few dated items keep the pace known; a document without a ttl drops its hint (0).
+    gap = publish_gap(article.published for article, _ in matched if article.dated)
+    hint = parsed.refresh_hint or 0.0
     outcome = success(
+        next_poll_at=next_at(feed.publish_gap if gap is None else gap, hint),
         body_digest=digest,
         articles=matched,
         alert_since=alert_since(now, first_poll, settings.alert_window_hours),
+        publish_gap=gap,
+        refresh_hint=hint,
     )
     saved = await writer.write(outcome)
     return timed(
@@ -388,6 +441,8 @@ MAX_RUN_SENDS = 20_000  # sends and claims
 # A run waits out a pause this long when Slack named it (Retry-After); a longer one, or a
 # backoff after an outage, is left to the run that comes after it.
 MAX_HELD_PAUSE = 30.0  # seconds
+# More alerts than this due for one channel in one run go out as grouped messages.
+GROUP_ABOVE = 10
 
 
 def deliver_pending(
@@ -402,6 +457,9 @@ def deliver_pending(
     pacing: Pacing = SLACK_PACING,
     paces: dict[str, datetime] | None = None,
     time_limit: float = DELIVERY_RUN_LIMIT,
+    group_above: int = GROUP_ABOVE,
+    render: AlertRenderer = render_alert,
+    severity_channels: Mapping[str, str] | None = None,
 ) -> DeliveryReport:
     """Send every due alert, batch after batch, each channel paced at Slack's rate (#9).
 
@@ -409,8 +467,16 @@ def deliver_pending(
     found). A retryable failure pauses only that channel: the alerts behind it wait in
     order and go once it opens, in this run if their claim lasts until then, else they
     are released to that time. ``paces`` keeps each channel's pace across runs.
+
+    An alert whose rules name no channel goes to the channel of its most severe rule's
+    severity in ``severity_channels``, else to ``default_channel``.
+
+    A channel with more than ``group_above`` alerts due (0: never) gets grouped messages,
+    one linked line per alert, for the rest of the run; each alert is marked sent with
+    the grouped message's ``ts``.
     """
     paces = {} if paces is None else paces
+    route = partial(delivery_channel, default=default_channel, by_severity=severity_channels or {})
     started = clock()
     stop_at = started + timedelta(seconds=time_limit)
     # The claim outlasts the time a full batch to one channel takes at the pace.
@@ -419,6 +485,7 @@ def deliver_pending(
     held_until: dict[int, datetime] = {}  # delivery id -> end of its claim
     sent = failed = 0
     waiting: set[int] = set()  # still pending, to be retried: failed for now, or released
+    grouping: set[str] = set()  # channels whose alerts go in grouped messages this run
     errors: list[str] = []
     more = True
     for _ in range(MAX_RUN_SENDS):
@@ -430,8 +497,7 @@ def deliver_pending(
             )
             more = len(claimed) == batch - queued
             for delivery in claimed:
-                channel = delivery.channel or default_channel or ""
-                queues.setdefault(channel, deque()).append(delivery)
+                queues.setdefault(route(delivery), deque()).append(delivery)
                 held_until[delivery.id] = now + claim_lease
             if not queues:
                 break
@@ -444,47 +510,58 @@ def deliver_pending(
         if wait > 0:
             sleep(wait)
         queue = queues[channel]
-        delivery = queue.popleft()
-        try:
-            reference = sender.send(channel, render_alert(delivery.article, delivery.matches))
-        except DeliveryError as exc:
-            message = str(exc)
-            errors.append(message)
-            if exc.permanent:
-                store.mark_failed(delivery.id, clock(), message, None)
-                log.error(
-                    "alert %d to %s failed permanently: %s",
-                    delivery.id,
-                    channel,
-                    message,
-                    extra=_log_context(delivery),
+        if group_above and (channel in grouping or len(queue) > group_above):
+            grouping.add(channel)
+            if more and len(queue) < MAX_GROUP:
+                # Claimed in published order, so other channels' alerts may come too.
+                more = _claim_more(
+                    store, queues, held_until, clock(), claim_lease, MAX_GROUP - len(queue), route
                 )
-                failed += 1
-                waiting.discard(delivery.id)
+        parcel, message = _next_parcel(queue, channel in grouping, render)
+        try:
+            reference = sender.send(channel, message)
+        except DeliveryError as exc:
+            text = str(exc)
+            errors.append(text)
+            if exc.permanent:
+                for delivery in parcel:
+                    store.mark_failed(delivery.id, clock(), text, None)
+                    log.error(
+                        "alert %d to %s failed permanently: %s",
+                        delivery.id,
+                        channel,
+                        text,
+                        extra=_log_context(delivery),
+                    )
+                    failed += 1
+                    waiting.discard(delivery.id)
             else:
                 wait_for = exc.retry_after if isinstance(exc, RetryLaterError) else None
-                retry_at = delivery_retry_at(clock(), delivery.attempts, wait_for)
-                store.mark_failed(delivery.id, clock(), message, retry_at)
-                log.warning(
-                    "alert %d to %s will be retried at %s: %s",
-                    delivery.id,
-                    channel,
-                    retry_at.isoformat(timespec="seconds"),
-                    message,
-                    extra=_log_context(delivery),
-                )
-                waiting.add(delivery.id)
+                retry_at = delivery_retry_at(clock(), parcel[0].attempts, wait_for)
+                for delivery in reversed(parcel):
+                    store.mark_failed(delivery.id, clock(), text, retry_at)
+                    log.warning(
+                        "alert %d to %s will be retried at %s: %s",
+                        delivery.id,
+                        channel,
+                        retry_at.isoformat(timespec="seconds"),
+                        text,
+                        extra=_log_context(delivery),
+                    )
+                    waiting.add(delivery.id)
+                    queue.appendleft(replace(delivery, attempts=delivery.attempts + 1))
+                    held_until[delivery.id] = retry_at  # mark_failed made it due then
                 paces[channel] = after_pause(pacing, paces.get(channel), retry_at)
-                retried = replace(delivery, attempts=delivery.attempts + 1)
-                queue.appendleft(retried)
-                held_until[delivery.id] = retry_at  # mark_failed made it due then
                 hold = wait_for is not None and wait_for <= MAX_HELD_PAUSE
                 waiting.update(_release_unheld(store, queue, held_until, retry_at, hold))
         else:
-            store.mark_delivered(delivery.id, clock(), reference)
+            for delivery in parcel:
+                store.mark_delivered(delivery.id, clock(), reference)
+                waiting.discard(delivery.id)
             paces[channel] = after_send(pacing, paces.get(channel), clock())
-            sent += 1
-            waiting.discard(delivery.id)
+            sent += len(parcel)
+            if len(parcel) > 1:
+                log.info("sent %d alerts to %s as one grouped message", len(parcel), channel)
         if not queue:
             del queues[channel]
     # What is still queued (the run's limit): due again when its channel may send.
@@ -493,6 +570,51 @@ def deliver_pending(
         store.release_deliveries(ids, send_at(pacing, paces.get(channel), clock()))
         waiting.update(ids)
     return DeliveryReport(sent=sent, retrying=len(waiting), failed=failed, errors=tuple(errors))
+
+
+def delivery_channel(
+    delivery: PendingDelivery, *, default: str | None, by_severity: Mapping[str, str]
+) -> str:
+    """Where an alert goes: the channel its rules named, else the channel of its most severe
+    rule's severity, else the default channel ("" if none: the sender says so)."""
+    if delivery.channel:
+        return delivery.channel
+    for severity in reversed(SEVERITIES):
+        if severity in by_severity and any(
+            match.severity.strip().lower() == severity for match in delivery.matches
+        ):
+            return by_severity[severity]
+    return default or ""
+
+
+def _claim_more(
+    store: DeliveryStore,
+    queues: dict[str, deque[PendingDelivery]],
+    held_until: dict[int, datetime],
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+    route: Callable[[PendingDelivery], str],
+) -> bool:
+    """Claim up to ``limit`` more due alerts into their channels' queues; True if more are due."""
+    claimed = store.claim_deliveries(now, lease, limit)
+    for delivery in claimed:
+        queues.setdefault(route(delivery), deque()).append(delivery)
+        held_until[delivery.id] = now + lease
+    return len(claimed) == limit
+
+
+def _next_parcel(
+    queue: deque[PendingDelivery], grouped: bool, render: AlertRenderer
+) -> tuple[list[PendingDelivery], SlackMessage]:
+    """The alerts the next message carries, from the head of ``queue``, and that message."""
+    if grouped and len(queue) > 1:
+        message, count = render_group(
+            [(delivery.article, delivery.matches) for delivery in islice(queue, MAX_GROUP)]
+        )
+        return [queue.popleft() for _ in range(count)], message
+    delivery = queue.popleft()
+    return [delivery], render(delivery.article, delivery.matches)
 
 
 def _release_unheld(

@@ -7,13 +7,23 @@ retried at least daily instead of being dropped (miniflux #149). A host's own
 signals come first: its Retry-After, and a 410 or a run of 404s, which put the
 feed on a daily poll until it answers again. Alerts are paced per channel at
 Slack's rate (#9): `send_at` says when the next message to a channel may go.
+
+Adaptive polling (#11): after a success the interval follows how often the feed publishes
+(half the median gap between its newest items), never sooner than the publisher asks
+(``<ttl>``, ``sy:updatePeriod``, ``Cache-Control: max-age``, ``Expires``), within bounds:
+never below MONITOR_MIN_INTERVAL (or the feed's own ``interval``), never above
+MONITOR_MAX_INTERVAL, so a quiet feed is still looked at and a max-age of 0 hammers nobody.
 """
 
 from __future__ import annotations
 
+import re
+import statistics
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from itertools import pairwise
 
 JITTER_FRACTION = 0.1
 MAX_BACKOFF = timedelta(hours=24)
@@ -55,6 +65,95 @@ def next_poll_at(
     if retry_after is None:
         return backoff
     return max(backoff, min(retry_after, now + MAX_RETRY_AFTER))
+
+
+# The newest items whose gaps say how often a feed publishes: recent enough to follow a
+# change of pace, enough to make one late or early item no more than noise.
+PACE_SAMPLE = 20
+MIN_GAPS = 2  # fewer gaps (three dated items) say nothing: the default interval holds
+_SY_PERIODS = {"hourly": 3600, "daily": 86400, "weekly": 7 * 86400, "monthly": 30 * 86400,
+               "yearly": 365 * 86400}  # fmt: skip
+_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.IGNORECASE)
+_NO_CACHE = re.compile(r"(?:^|,)\s*(?:no-cache|no-store)\s*(?:[,=]|$)", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class PollBounds:
+    """The range of adaptive intervals, in seconds (MONITOR_MIN_INTERVAL, MONITOR_MAX_INTERVAL)."""
+
+    minimum: float = 120.0
+    maximum: float = 4 * 3600.0
+
+
+def publish_gap(published: Iterable[datetime]) -> float | None:
+    """Median seconds between the newest PACE_SAMPLE distinct item dates; None if too few."""
+    newest = sorted(set(published), reverse=True)[: PACE_SAMPLE + 1]
+    gaps = [(later - earlier).total_seconds() for later, earlier in pairwise(newest)]
+    return statistics.median(gaps) if len(gaps) >= MIN_GAPS else None
+
+
+def refresh_hint(
+    ttl: str | None, update_period: str | None, update_frequency: str | None
+) -> float | None:
+    """Seconds a document asks to wait: RSS ``<ttl>`` (minutes), ``sy:updatePeriod`` over
+    ``sy:updateFrequency`` (RSS 1.0 syndication module); the longer when both; None if neither."""
+    hints: list[float] = []
+    if ttl is not None and ttl.strip().isdigit():
+        hints.append(int(ttl.strip()) * 60.0)
+    period = _SY_PERIODS.get((update_period or "").strip().lower())
+    if period is not None:
+        frequency = (update_frequency or "1").strip()
+        times = int(frequency) if frequency.isdigit() and int(frequency) > 0 else 1
+        hints.append(period / times)
+    return max(hints) if hints else None
+
+
+def freshness(now: datetime, headers: Mapping[str, str]) -> float | None:
+    """Seconds a response says it stays fresh: ``Cache-Control: max-age``, else ``Expires``.
+
+    As RFC 9111 reads them: max-age wins over Expires; no-cache or no-store, or an Expires
+    in the past or unreadable, is 0 (nothing to wait for); None when neither header is sent.
+    """
+    control = headers.get("cache-control")
+    if control is not None:
+        if _NO_CACHE.search(control):
+            return 0.0
+        found = _MAX_AGE.search(control)
+        if found is not None:
+            return float(found.group(1))
+    expires = headers.get("expires")
+    if expires is None:
+        return None
+    try:
+        moment = parsedate_to_datetime(expires.strip())
+    except (TypeError, ValueError, IndexError):
+        return 0.0
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - now).total_seconds())
+
+
+def poll_interval(
+    bounds: PollBounds,
+    default: float,
+    *,
+    configured: float | None = None,
+    gap: float | None = None,
+    hints: Iterable[float | None] = (),
+) -> float:
+    """Seconds until the next poll of a feed that answered: the adaptive interval.
+
+    Half the publishing ``gap`` (so a new item waits half a gap on average), else the feed's
+    ``configured`` interval, else ``default`` (MONITOR_POLL_INTERVAL); never sooner than a
+    publisher's ``hints``; at least the configured interval if the operator set one, else
+    ``bounds.minimum`` (or ``default``, if lower: an operator who polls every feed every
+    minute chose that too); at most ``bounds.maximum`` (or the configured interval, if longer).
+    """
+    floor = configured if configured is not None else min(bounds.minimum, default)
+    ceiling = max(bounds.maximum, floor)
+    seconds = gap / 2 if gap is not None else (configured or default)
+    seconds = max(seconds, floor, *(hint for hint in hints if hint is not None))
+    return min(seconds, ceiling)
 
 
 def retry_after_at(now: datetime, header: str | None) -> datetime | None:

@@ -21,20 +21,25 @@ from functools import partial
 from types import FrameType
 
 from monitor.config import Settings
+from monitor.digest import DigestReport, send_digests
+from monitor.digest_schedule import digest_trigger, next_digest_at
 from monitor.errors import ConfigError, MonitorError
 from monitor.feeds.catalog import load_feeds
 from monitor.feeds.fetch import Fetcher, FetchOptions
+from monitor.gate import DeliveryPolicy
 from monitor.health import Health, assess
 from monitor.live_rules import LiveRules, snapshot
 from monitor.matching import RuleSet
 from monitor.metrics import Metrics
-from monitor.notify.base import AlertSender
+from monitor.notify.base import AlertRenderer, AlertSender
 from monitor.notify.console import ConsoleSender
-from monitor.notify.render import render_notice
+from monitor.notify.render import render_alert, render_notice
 from monitor.notify.slack import SlackBotSender, SlackWebhookSender
+from monitor.notify.template import AlertTemplate
 from monitor.pipeline import DeliveryReport, PollReport, PollSettings, deliver_pending, poll_cycle
 from monitor.ports import FeedReader, OpenFetcher, OpenReader
 from monitor.reader import ArticleReader, ParseBudget
+from monitor.schedule import PollBounds
 from monitor.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -81,6 +86,30 @@ def check_sources(settings: Settings) -> None:
         )
 
 
+def delivery_policy(rules: RuleSet, settings: Settings) -> DeliveryPolicy:
+    """What the rules and the settings say about holding alerts back (monitor.gate)."""
+    return DeliveryPolicy(
+        digest_rules=frozenset(rule.id for rule in rules.rules if rule.delivery.digest),
+        rule_max_per_hour={
+            rule.id: rule.delivery.max_per_hour
+            for rule in rules.rules
+            if rule.delivery.max_per_hour is not None
+        },
+        channel_max_per_hour=settings.channel_max_per_hour or None,
+        quiet_hours=settings.quiet_hours,
+        default_channel=settings.slack_channel,
+    )
+
+
+def digest_schedules(rules: RuleSet) -> dict[str, tuple[str, str]]:
+    """rule id -> (crontab, time zone) of each rule delivered as a digest."""
+    return {
+        rule.id: (rule.delivery.digest, rule.delivery.timezone)
+        for rule in rules.rules
+        if rule.delivery.digest
+    }
+
+
 def describe_sender(settings: Settings) -> str:
     if settings.slack_bot_token:
         return f"Slack (bot token, default channel {settings.slack_channel or 'none'})"
@@ -96,6 +125,7 @@ class Edges:
     sender: AlertSender
     open_fetcher: OpenFetcher
     open_reader: OpenReader
+    render: AlertRenderer = render_alert  # the default layout, or the operator's template
 
 
 def build_edges(settings: Settings) -> Edges:
@@ -105,7 +135,15 @@ def build_edges(settings: Settings) -> Edges:
         sender=build_sender(settings),
         open_fetcher=Fetcher,
         open_reader=partial(ArticleReader, workers=settings.parse_workers, budget=budget),
+        render=build_renderer(settings),
     )
+
+
+def build_renderer(settings: Settings) -> AlertRenderer:
+    """The operator's template, loaded and checked now (a bad one stops the start), else ours."""
+    if settings.slack_template is None:
+        return render_alert
+    return AlertTemplate.load(settings.slack_template).render
 
 
 class Service:
@@ -122,6 +160,8 @@ class Service:
             alert_window_hours=settings.alert_window_hours,
             claim_batch=settings.claim_batch,
             lease=settings.lease,
+            bounds=PollBounds(settings.min_interval, settings.max_interval),
+            per_host=settings.per_host,
         )
         self.metrics = Metrics()
         # Set on SIGINT/SIGTERM: the cycle in progress claims no more and gives back the rest.
@@ -215,6 +255,7 @@ class Service:
     def poll(self, *, every: bool = False) -> PollReport:
         """Poll the due feeds, or all active feeds with ``every`` (`monitor poll --once`)."""
         reader = self._current_reader()
+        self.store.use_policy(delivery_policy(self.rules.ruleset, self.settings))
         cycle = poll_cycle(
             self.store,
             self.edges.open_fetcher,
@@ -227,6 +268,7 @@ class Service:
         self.last_cycle_at = datetime.now(UTC)
         self.metrics.record_poll(report)
         self.metrics.record_feeds(self.store.feeds())
+        self.metrics.record_holds(self.store.hold_counts())
         for feed in report.feeds:
             if feed.held_back:
                 log.info(
@@ -241,14 +283,49 @@ class Service:
         return report
 
     def deliver(self) -> DeliveryReport:
+        """Send the due alerts, then the due summaries and digests.
+
+        Matches held through quiet hours or over an hourly limit are released first, so the
+        few that go out as ordinary alerts are in this run. Digests are bundled only on
+        their schedule (`send_digest`), never here.
+        """
+        queued, summaries = self.store.release_held(datetime.now(UTC))
+        if queued or summaries:
+            log.info("held alerts released: %d queued, %d summaries", queued, summaries)
         report = deliver_pending(
             self.store,
             self.edges.sender,
             default_channel=self.settings.slack_channel,
             batch=self.settings.delivery_batch,
             paces=self._paces,
+            group_above=self.settings.group_above,
+            render=self.edges.render,
+            severity_channels=self.settings.severity_channels,
         )
         self.metrics.record_delivery(report)
+        self.send_digests()
+        self.metrics.record_holds(self.store.hold_counts())
+        return report
+
+    def send_digest(self, rule_id: str | None = None) -> DigestReport:
+        """Bundle the matches waiting for a digest (of one rule, or all) and send it now."""
+        made = self.store.bundle_digests(datetime.now(UTC), rule_id)
+        log.debug("digests bundled for %s: %d", rule_id or "every rule", made)
+        return self.send_digests()
+
+    def send_digests(self) -> DigestReport:
+        report = send_digests(
+            self.store, self.edges.sender, default_channel=self.settings.slack_channel
+        )
+        self.metrics.record_digests(report)
+        if report.sent or report.retrying or report.failed:
+            log.info(
+                "digests: %d sent (%d matches), %d to retry, %d failed",
+                report.sent,
+                report.matches,
+                report.retrying,
+                report.failed,
+            )
         return report
 
     def prune(self) -> dict[str, int]:
@@ -326,20 +403,27 @@ class Job:
     misfire_grace_time: float = 60  # seconds late a run may still start
 
 
+# A digest that could not start on time (a busy executor) still goes within the hour.
+DIGEST_MISFIRE_GRACE = 3600
+
+
+def job_runner(work: Callable[[], object], what: str) -> Callable[[], None]:
+    """``work`` as a job: an expected failure (the database restarting, say) is one log line,
+    not a traceback; the next run retries, and leases bring back anything claimed."""
+
+    def run() -> None:
+        try:
+            work()
+        except MonitorError as exc:
+            log.error("%s failed, will retry: %s", what, exc)
+
+    return run
+
+
 def job_table(service: Service, now: datetime) -> tuple[Job, ...]:
     """The poll, delivery and reload jobs, starting from ``now``; starts no scheduler."""
 
-    def job(work: Callable[[], object], what: str) -> Callable[[], None]:
-        # Expected failures (the database restarting, say) are one log line, not a
-        # traceback; the next run retries, and leases bring back anything claimed.
-        def run() -> None:
-            try:
-                work()
-            except MonitorError as exc:
-                log.error("%s failed, will retry: %s", what, exc)
-
-        return run
-
+    job = job_runner
     settings = service.settings
     return (
         Job(
@@ -379,10 +463,12 @@ def run_forever(service: Service) -> None:
     from apscheduler.schedulers.blocking import BlockingScheduler
 
     jobs = job_table(service, datetime.now(UTC))
-    # A thread per job: a long poll cycle never delays delivery, reloads or retention.
+    # A thread per job, and two for digests and following their schedules: a long poll
+    # cycle never delays delivery, reloads or retention.
     scheduler = BlockingScheduler(
-        executors={"default": JobThreads(max_workers=len(jobs))}, timezone=UTC
+        executors={"default": JobThreads(max_workers=len(jobs) + 2)}, timezone=UTC
     )
+    scheduled: dict[str, tuple[str, str]] = {}
     for job in jobs:
         scheduler.add_job(
             job.run,
@@ -395,6 +481,46 @@ def run_forever(service: Service) -> None:
             max_instances=job.max_instances,
             misfire_grace_time=job.misfire_grace_time,
         )
+
+    def sync_digests() -> None:
+        """One cron job per digest rule, following the rules as they are reloaded."""
+        wanted = digest_schedules(service.rules.ruleset)
+        for rule_id in [r for r in scheduled if wanted.get(r) != scheduled[r]]:
+            scheduler.remove_job(f"digest:{rule_id}")
+            del scheduled[rule_id]
+        for rule_id, (crontab, zone) in wanted.items():
+            if rule_id in scheduled:
+                continue
+            send = job_runner(partial(service.send_digest, rule_id), f"digest of {rule_id}")
+            trigger = digest_trigger(crontab, zone)
+            scheduler.add_job(
+                send,
+                trigger,
+                id=f"digest:{rule_id}",
+                name=f"digest of rule {rule_id} ({crontab} {zone})",
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=DIGEST_MISFIRE_GRACE,
+            )
+            scheduled[rule_id] = (crontab, zone)
+            log.info(
+                "digest of rule %s on %r (%s): next at %s",
+                rule_id,
+                crontab,
+                zone,
+                next_digest_at(trigger, datetime.now(UTC)),
+            )
+
+    sync_digests()
+    scheduler.add_job(
+        job_runner(sync_digests, "digest schedules"),
+        "interval",
+        seconds=RELOAD_INTERVAL_SECONDS,
+        id="digest-schedules",
+        name="follow the digest schedules of reloaded rules",
+        coalesce=True,
+        max_instances=1,
+    )
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         log.info("received %s, stopping after the jobs in progress", signal.Signals(signum).name)

@@ -114,7 +114,30 @@ def test_rules_test_json_lines_in_input_order(rules_dir, tmp_path):
         {
             "id": "one",
             "title": "Portland bans facial recognition",
-            "matches": [{"rule": "fr-ban", "terms": ["ban*", "facial recognition"]}],
+            "matches": [
+                {
+                    "rule": "fr-ban",
+                    "terms": ["ban*", "facial recognition"],
+                    "hits": [
+                        {
+                            "term": "ban*",
+                            "field": "title",
+                            "text": "bans",
+                            "start": 9,
+                            "end": 13,
+                            "list": "action",
+                        },
+                        {
+                            "term": "facial recognition",
+                            "field": "title",
+                            "text": "facial recognition",
+                            "start": 14,
+                            "end": 32,
+                            "list": "face",
+                        },
+                    ],
+                }
+            ],
         },
         {"id": "https://x.example/w", "title": "Weather today", "matches": []},
     ]
@@ -357,10 +380,10 @@ def test_matches_list_after_a_poll(polled):
 def test_rules_test_over_stored_articles_and_diff(polled, tmp_path):
     result = invoke("rules", "test", "--since", "1d", "--format", "json", env=polled)
     assert result.exit_code == 0, result.output
-    assert [json.loads(line)["matches"] for line in result.stdout.splitlines()] == [
-        [{"rule": "fr-ban", "terms": ["ban*", "facial recognition"]}],
-        [],
-    ]
+    assert [
+        [(match["rule"], match["terms"]) for match in json.loads(line)["matches"]]
+        for line in result.stdout.splitlines()
+    ] == [[("fr-ban", ["ban*", "facial recognition"])], []]
     changed = tmp_path / "changed"
     changed.mkdir()
     (changed / "fr.yaml").write_text(

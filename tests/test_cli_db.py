@@ -174,7 +174,7 @@ def test_db_downgrade_to_base_then_upgrade_again(env: dict[str, str]) -> None:
     assert tables == {"alembic_version"}
     assert invoke("db", "upgrade", env=env).stdout == f"{url}: schema at revision {head}\n"
     assert invoke("feeds", "list", env=env).stdout == (
-        "no feeds yet: add some to the feeds file and run `monitor poll --once`\n"
+        "no feeds yet: `monitor feeds add URL`, then `monitor poll --once`\n"
     )
 
 

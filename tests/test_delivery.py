@@ -72,13 +72,19 @@ def bot(server: SlackServer) -> SlackBotSender:
 
 def test_a_burst_of_200_drains_in_one_run_paced_in_order(store, slack_server):
     # Slack's rate (1 a second) would make this 200 s; the server and the pacing are both
-    # twenty times faster here, so the run is the same shape in 10 s.
+    # twenty times faster here, so the run is the same shape in 10 s. Grouping is off
+    # (group_above=0): this is the pacing of one message per alert; the shipped default,
+    # grouped messages, is tested by tests/test_grouping.py.
     slack_server.limit_rate(per_second=20, burst=3)
     expected = queue(store, 200)
     started = datetime.now(UTC)
 
     report = deliver_pending(
-        store, bot(slack_server), default_channel=None, pacing=Pacing(interval=0.05, burst=2)
+        store,
+        bot(slack_server),
+        default_channel=None,
+        pacing=Pacing(interval=0.05, burst=2),
+        group_above=0,
     )
 
     drained = (datetime.now(UTC) - started).total_seconds()

@@ -58,7 +58,7 @@ def test_the_page_has_the_blocks_this_test_expects() -> None:
 def test_the_whole_files_load_together_and_their_examples_pass(tmp_path: Path) -> None:
     load = load_folder(tmp_path, {f"block{n}.yaml": block for n, block in enumerate(WHOLE)})
     assert [str(problem) for problem in load.problems] == []
-    assert [rule.id for rule in load.ruleset.rules] == ["fr-vendor-exit"]
+    assert [rule.id for rule in load.ruleset.rules] == ["fr-vendor-exit", "fr-ban-up-front"]
     assert [str(failure) for failure in check_examples(load.ruleset)] == []
 
 

@@ -141,8 +141,8 @@ def test_an_unreadable_input(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("row", "message"),
     [
-        ({"title": "t"}, '\'label\' must be "flag" or "ignore"'),
-        ({"title": "t", "label": "maybe"}, '\'label\' must be "flag" or "ignore"'),
+        ({"title": "t"}, '\'label\' must be "flag", "ignore" or "ambiguous"'),
+        ({"title": "t", "label": "maybe"}, '\'label\' must be "flag", "ignore" or "ambiguous"'),
         ({"title": "t", "label": "flag", "rules": "fr-ban"}, "'rules' must be a list of rule ids"),
         ({"title": "t", "label": "flag", "rules": [1]}, "'rules' must be a list of rule ids"),
     ],
@@ -217,6 +217,10 @@ def test_rules_eval_as_json(rules_dir: Path, tmp_path: Path) -> None:
             "true_positives": 1,
             "false_positives": 1,
             "false_negatives": 0,
+            "articles": 2,
+            "flag": 1,
+            "ignore": 1,
+            "ambiguous": 0,
         },
         "rules": [
             {
@@ -237,6 +241,21 @@ def test_rules_eval_as_json(rules_dir: Path, tmp_path: Path) -> None:
                 "terms": ["facial recognition", "ban*"],
             }
         ],
+        "languages": [
+            {
+                "language": None,
+                "articles": 2,
+                "flag": 1,
+                "ignore": 1,
+                "ambiguous": 0,
+                "precision": 0.5,
+                "recall": 1.0,
+                "true_positives": 1,
+                "false_positives": 1,
+                "false_negatives": 0,
+            }
+        ],
+        "ambiguous": [],
     }
 
 
@@ -256,3 +275,22 @@ def test_the_table_shows_the_part_of_a_long_summary_around_its_hit(
     assert len(lines) == 1
     assert "summary: …" in lines[0] and "The city bans facial recognition" in lines[0]
     assert result.stdout.splitlines()[-1] == "1 articles, 1 matched"
+
+
+def test_rules_test_json_over_more_articles_than_one_write(rules_dir: Path, tmp_path: Path) -> None:
+    # The JSON lines are written JSON_LINES_PER_WRITE at a time: every article, in order.
+    from monitor.dryrun import JSON_LINES_PER_WRITE
+
+    count = JSON_LINES_PER_WRITE * 2 + 7
+    rows = [
+        {"id": f"a{n}", "title": "Boston bans facial recognition" if n % 3 else "Weather"}
+        for n in range(count)
+    ]
+    articles = write_lines(tmp_path / "a.jsonl", *rows)
+    result = invoke(
+        "rules", "test", "--input", str(articles), "--rules", str(rules_dir), "--format", "json"
+    )
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["id"] for line in lines] == [row["id"] for row in rows]
+    assert [bool(line["matches"]) for line in lines] == [n % 3 != 0 for n in range(count)]

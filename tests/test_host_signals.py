@@ -112,7 +112,8 @@ def test_retry_after_seconds_sets_the_next_poll(feed_server: FeedServer, monitor
     assert record.__dict__["feed_url"] == url
     assert feeds_list(env)[:2] == [
         f"{url}  [failing since {when(feed.last_polled_at)} (1 in a row)]",
-        f"    last poll: {when(feed.last_polled_at)}; next: {when(feed.next_poll_at)}",
+        f"    last poll: {when(feed.last_polled_at)}; last success: never; "
+        f"next: {when(feed.next_poll_at)}; 0.0 items/day",
     ]
 
 

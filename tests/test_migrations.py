@@ -24,7 +24,16 @@ def test_upgrade_builds_the_declared_schema(database_url: str) -> None:
     finally:
         store.close()
     assert schema_differences(database_url) == []
-    assert tables(database_url) == {"alembic_version", "feeds", "articles", "matches", "deliveries"}
+    assert tables(database_url) == {
+        "alembic_version",
+        "feeds",
+        "articles",
+        "matches",
+        "deliveries",
+        "silences",
+        "digests",
+        "holds",
+    }
 
 
 def schema_differences(url: str) -> list[object]:

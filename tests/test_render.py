@@ -10,13 +10,15 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
+import regex
 
 from monitor.model import Article, Match, TermHit
+from monitor.notify.fit import MAX_BLOCKS, MAX_TOTAL, total_width
 from monitor.notify.render import (
-    MAX_BLOCKS,
     SlackMessage,
     escape_mrkdwn,
     render_alert,
+    render_group,
     render_notice,
     safe_link,
 )
@@ -110,6 +112,14 @@ def test_normal_alert_golden() -> None:
                 ],
             },
         ),
+        plain=(
+            "Acme recalls 10,000 widgets\n"
+            "https://news.example.com/acme-recall\n"
+            "Example News · by Jane Doe · 2024-05-01 12:30 UTC\n"
+            'HIGH · Acme product recalls (acme-recalls): matched "acme" in title, summary; '
+            '"recall*" as "recalls" in title; "widget" (list products) as "widgets" in summary\n'
+            "Acme Corp said on Wednesday it would recall widgets sold since March."
+        ),
     )
 
 
@@ -149,6 +159,9 @@ def test_rules_are_ordered_by_severity_with_an_emoji_each() -> None:
         ("<!channel> now", "&lt;!channel&gt; now"),
         ("<!here>", "&lt;!here&gt;"),
         ("hi <@U123> and <#C1>", "hi &lt;@U123&gt; and &lt;#C1&gt;"),
+        ("<!subteam^S123|@team> <!everyone>", "&lt;!subteam^S123|@team&gt; &lt;!everyone&gt;"),
+        ("<javascript:alert(1)|Reuters>", "&lt;javascript:alert(1)|Reuters&gt;"),
+        ("half \ud83d an emoji", "half  an emoji"),
         ("<http://evil|Reuters>", "&lt;http://evil|Reuters&gt;"),
         ("AT&amp;T & co", "AT&amp;amp;T &amp; co"),
         ("<script>alert(1)</script>", "&lt;script&gt;alert(1)&lt;/script&gt;"),
@@ -303,5 +316,135 @@ def test_notice_is_preformatted_and_escaped(slack_server: SlackServer) -> None:
                 ),
             },
         ),
+        plain=(
+            "media-monitor notice\nrules/a.yaml:3:5: unknown key <!channel>\nrules/b.yaml: ```x```"
+        ),
     )
     post(slack_server, render_notice("x" * 10_000))
+
+
+def boundaries(text: str) -> set[int]:
+    """Offsets in ``text`` between grapheme clusters."""
+    return {match.end() for match in regex.finditer(r"\X", text)} | {0}
+
+
+def cut_cleanly(clipped: str, full: str) -> bool:
+    """``clipped`` is ``full`` cut between two grapheme clusters, then an ellipsis."""
+    kept = clipped.removesuffix("…")
+    return clipped.endswith("…") and full.startswith(kept) and len(kept) in boundaries(full)
+
+
+# Family (ZWJ sequence), a flag, a skin tone, an accent as a combining mark, CJK.
+MIXED = "👩‍👩‍👧 🇫🇷 👍🏽 e\u0301te 日本語のニュース & <b> "
+
+
+def test_a_100_kb_summary_with_emoji_and_cjk_is_cut_cleanly_and_slack_takes_it(
+    slack_server: SlackServer,
+) -> None:
+    summary = (MIXED * 4000)[:100_000]
+    article = replace(ARTICLE, title=MIXED * 20, summary=summary, content=summary)
+    terms = tuple(TermHit(f"{MIXED}{n}", "summary", MIXED, 0, 5) for n in range(200))
+    message = render_alert(article, [replace(MATCH, hits=terms)])
+    header, headline, rule, snippet = texts(message)
+
+    assert cut_cleanly(header, " ".join((MIXED * 20).split()))
+    assert cut_cleanly(
+        snippet,
+        " ".join(summary.split()).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"),
+    )
+    assert len(rule.encode("utf-16-le")) // 2 <= 3000
+    for text in (header, headline, rule, snippet, message.text):
+        text.encode("utf-8")  # no lone surrogate: it would not encode
+    for text in (headline, rule, snippet, message.text):  # mrkdwn; the header is plain_text
+        assert text.replace("&amp;", "").replace("&lt;", "").replace("&gt;", "").count("&") == 0
+    post(slack_server, message)
+    (posted,) = slack_server.messages
+    assert posted.blocks == message.blocks  # arrived whole: nothing was cut on the way
+
+
+def test_sixty_rules_with_long_evidence_stay_within_the_40000_total(
+    slack_server: SlackServer,
+) -> None:
+    many_terms = tuple(TermHit(f"term{n:03d}", "summary", "x", 0, 1) for n in range(400))
+    matches = [
+        replace(MATCH, rule_id=f"rule-{n:02d}", rule_title=f"Rule {n:02d}", hits=many_terms)
+        for n in range(60)
+    ]
+    message = render_alert(ARTICLE, matches)
+
+    assert total_width(message.text, message.blocks) <= MAX_TOTAL
+    rules = texts(message)[2:-1]
+    assert rules[-1].startswith("…and ") and "more rules: " in rules[-1]
+    shown = len(rules) - 1
+    assert rules[-1].startswith(f"…and {60 - shown} more rules: Rule {shown:02d} (high)")
+    post(slack_server, message)
+
+
+@pytest.mark.parametrize(
+    "run",
+    ["👩\u200d👩\u200d👧", "🇫🇷", "👍🏽", "e\u0301", "日本", "&<>"],
+    ids=["zwj-family", "flag", "skin-tone", "combining-accent", "cjk", "escapes"],
+)
+def test_text_without_spaces_is_cut_between_graphemes(run: str) -> None:
+    article = replace(ARTICLE, title=run * 200, summary=run * 2000)
+    header, _headline, _rule, snippet = texts(render_alert(article, [MATCH]))
+
+    assert cut_cleanly(header, run * 200)
+    escaped = run.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    assert cut_cleanly(snippet, escaped * 2000)
+    if run == "&<>":
+        kept = snippet.removesuffix("…")
+        assert kept == escaped * (len(kept) // len(escaped)) + escaped[: len(kept) % len(escaped)]
+        assert not kept.endswith(("&", "&a", "&am", "&amp", "&l", "&lt", "&g", "&gt"))
+
+
+def test_grouped_message_golden_with_hostile_text(slack_server: SlackServer) -> None:
+    hostile = replace(
+        ARTICLE,
+        title="<!channel> <http://evil|Reuters> & co",
+        link="javascript:alert(1)",
+        feed_name="<@U1>",
+    )
+    low = replace(MATCH, rule_title="<!here> watch", severity="low")
+    message, count = render_group([(ARTICLE, [MATCH]), (hostile, [low, MATCH])])
+
+    assert count == 2
+    assert message == SlackMessage(
+        text=(
+            "2 new alerts: Acme recalls 10,000 widgets; "
+            "&lt;!channel&gt; &lt;http://evil|Reuters&gt; &amp; co"
+        ),
+        blocks=(
+            {
+                "type": "header",
+                "text": {"type": "plain_text", "text": "2 new alerts", "emoji": False},
+            },
+            {
+                "type": "section",
+                "text": mrkdwn(
+                    ":red_circle: <https://news.example.com/acme-recall|Acme recalls 10,000 "
+                    "widgets> · *Example News* · Acme product recalls\n"
+                    ":red_circle: &lt;!channel&gt; &lt;http://evil|Reuters&gt; &amp; co · "
+                    "*&lt;@U1&gt;* · Acme product recalls, &lt;!here&gt; watch"
+                ),
+            },
+        ),
+        plain=(
+            "2 new alerts\n"
+            "- Acme recalls 10,000 widgets — Example News — Acme product recalls\n"
+            "  https://news.example.com/acme-recall\n"
+            "- <!channel> <http://evil|Reuters> & co — <@U1> — Acme product recalls, <!here> watch"
+        ),
+    )
+    post(slack_server, message)
+
+
+def test_a_group_takes_at_most_100_alerts_and_says_how_many() -> None:
+    alerts = [(replace(ARTICLE, title=f"Story {n}"), [MATCH]) for n in range(150)]
+    message, count = render_group(alerts)
+
+    assert count == 100
+    assert message.blocks[0]["text"]["text"] == "100 new alerts"
+    assert total_width(message.text, message.blocks) <= MAX_TOTAL
+    with pytest.raises(ValueError, match="at least one alert"):
+        render_group([])

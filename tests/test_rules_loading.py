@@ -176,8 +176,8 @@ ERROR_CASES = [
         "unknown field",
         RULE + "    fields: [titel]\n    terms: {a: [x]}\n",
         [
-            "4:14: each item of fields must be one of title, summary, content, author, "
-            "categories, domain, feed, tags (got 'titel')"
+            "4:14: each item of fields must be one of title, summary, lead, front, content, "
+            "author, categories, domain, feed, tags (got 'titel')"
         ],
     ),
     (
@@ -185,7 +185,8 @@ ERROR_CASES = [
         "lists:\n  a: [x]\n" + RULE + "    condition: titel:a\n",
         [
             "6:16: unknown field 'titel' "
-            "(fields: title, summary, content, author, categories, domain, feed, tags)"
+            "(fields: title, summary, lead, front, content, author, categories, domain, feed, "
+            "tags)"
         ],
     ),
     (

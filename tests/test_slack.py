@@ -197,6 +197,8 @@ def section(text: str) -> dict[str, object]:
         (SlackMessage("t", ({"type": "section"},)), "invalid_blocks"),
         (SlackMessage("t", ({"type": "marquee", "text": "x"},)), "invalid_blocks"),
         (SlackMessage("x" * 40_001, ()), "msg_too_long"),
+        # Each section within its 3,000, all of them over 40,000: Slack refuses the message.
+        (SlackMessage("t", tuple(section("x" * 3000) for _ in range(14))), "msg_too_long"),
     ],
 )
 def test_messages_slack_refuses_are_permanent(

@@ -49,6 +49,16 @@ def load_feeds(path: Path) -> tuple[FeedSpec, ...]:
     return feeds
 
 
+def url_problem(url: str) -> str | None:
+    """What is wrong with a feed URL, or None: it must be http(s) with a host."""
+    try:
+        parts = urlsplit(url)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # e.g. a bracketed host that is no IPv6 address
+        valid = False
+    return None if valid else f"{url!r} is not an http(s) URL"
+
+
 def _located(file: str, where: Position, message: str) -> str:
     return f"{file}:{where.line}:{where.column}: {message}"
 
@@ -125,9 +135,9 @@ def _read_feed(
         problems.append(places.value(path, "feed has no 'url'"))
         return None
     url = url.strip()
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        problems.append(at("url", f"{url!r} is not an http(s) URL"))
+    problem = url_problem(url)
+    if problem is not None:
+        problems.append(at("url", problem))
     name = entry.get("name", "")
     if not isinstance(name, str):
         problems.append(at("name", "'name' must be text"))

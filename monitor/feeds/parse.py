@@ -16,7 +16,7 @@ import io
 import re
 import xml.sax
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from time import struct_time
 from typing import Any
@@ -27,6 +27,7 @@ from monitor.errors import FeedParseError
 from monitor.feeds.links import absolute_link
 from monitor.feeds.text import clean_text, html_to_text, language_tag, truncate
 from monitor.model import Article, ParsedFeed
+from monitor.schedule import refresh_hint
 
 TITLE_LIMIT = 500
 SUMMARY_LIMIT = 2_000
@@ -105,11 +106,12 @@ def parse_feed(
             body, url=url, fetched_at=fetched_at, feed_name=feed_name, feed_tags=feed_tags,
             default_language=header_language,
         )  # fmt: skip
-    title, entries, warnings = _read_xml(body, url=url, headers=headers)
-    return build_feed(
+    title, entries, warnings, hint = _read_xml(body, url=url, headers=headers)
+    parsed = build_feed(
         title, entries, url=url, fetched_at=fetched_at, feed_name=feed_name,
         feed_tags=feed_tags, warnings=warnings, default_language=header_language,
     )  # fmt: skip
+    return replace(parsed, refresh_hint=hint)
 
 
 def build_feed(
@@ -232,7 +234,7 @@ def _names(values: Iterable[str], limit: int) -> tuple[str, ...]:
 
 def _read_xml(
     body: bytes, *, url: str, headers: Mapping[str, str]
-) -> tuple[str, list[EntryFields], list[str]]:
+) -> tuple[str, list[EntryFields], list[str], float | None]:
     # Whitespace before the XML declaration makes expat reject the document, and
     # feedparser then falls back to its slower, laxer parser: drop it.
     if body[:1] in (b" ", b"\t", b"\r", b"\n"):
@@ -260,7 +262,10 @@ def _read_xml(
     feed_language = first_language(feed.get("language"), headers.get("content-language"))
     feed_authors = _authors(feed) if str(result.get("version", "")).startswith("atom") else ()
     entries = [_entry_fields(entry, feed_language, feed_authors) for entry in result.entries]
-    return _text(feed.get("title"), feed.get("title_detail")), entries, warnings
+    hint = refresh_hint(
+        feed.get("ttl"), feed.get("sy_updateperiod"), feed.get("sy_updatefrequency")
+    )
+    return _text(feed.get("title"), feed.get("title_detail")), entries, warnings, hint
 
 
 def _feedparser(body: bytes, headers: dict[str, str]) -> Any:

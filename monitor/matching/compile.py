@@ -40,11 +40,13 @@ from monitor.matching.layout import (
     FIELD_BITS,
     FIELD_CODE_BITS,
     FIELD_MASKS,
+    FRONT,
+    LEAD,
     Codes,
     field_code,
 )
 from monitor.matching.rule import Rule, Term
-from monitor.matching.text import fold, fold_keep_case
+from monitor.matching.text import fold, fold_keep_case, is_unspaced
 
 
 def regex_options(case_sensitive: bool) -> Any:
@@ -67,7 +69,7 @@ def phrase_keys(term: Term) -> set[str]:
     """Every folded spelling that counts as the phrase: spaced, joined, inflected."""
     core, wildcard = phrase_core(term.text)
     bases = {core, core.replace(" ", "")}
-    if wildcard or term.exact or not core[-1:].isalpha():
+    if wildcard or term.exact or not core[-1:].isalpha() or is_unspaced(core[-1]):
         return bases
     keys = set(bases)
     for base in bases:
@@ -81,9 +83,24 @@ def phrase_keys(term: Term) -> set[str]:
 
 def automaton_keys(term: Term) -> set[str]:
     """The spellings of a phrase term as padded in the automaton: " key " for whole words,
-    " key" for prefixes, so that every automaton hit is a hit on word boundaries."""
+    " key" for prefixes, so that every automaton hit is a hit on word boundaries.
+
+    An end written in a script without word boundaries (CJK, Thai, ...) gets no space: such
+    a term is found inside a run of text ("人脸识别" in "人脸识别第一案", "얼굴인식" in
+    "얼굴인식을"), and a '*' after it changes nothing."""
     _, wild = phrase_core(term.text)
-    return {f" {key}" if wild else f" {key} " for key in phrase_keys(term)}
+    keys = set()
+    for key in phrase_keys(term):
+        head = "" if is_unspaced(key[0]) else " "
+        tail = "" if wild or is_unspaced(key[-1]) else " "
+        keys.add(f"{head}{key}{tail}")
+    return keys
+
+
+def key_shape(spelling: str) -> tuple[bool, bool, bool]:
+    """(prefix, open start, open end) of an automaton key (see automaton_keys)."""
+    open_end = not spelling.endswith(" ") and is_unspaced(spelling[-1])
+    return not spelling.endswith(" ") and not open_end, not spelling.startswith(" "), open_end
 
 
 def _codes(terms: Iterable[int], mask: int, interned: dict[int, int]) -> Codes:
@@ -317,6 +334,10 @@ def _compile(rules: tuple[Rule, ...]) -> RuleSet:
             always=tuple(always),
             needs_domain=any(mask & FIELD_MASKS[DOMAIN] for mask in builder.term_fields.values())
             or any(rule.allow_domains or rule.deny_domains for rule in compiled if rule),
+            needs_prominence=any(
+                mask & (FIELD_MASKS[LEAD] | FIELD_MASKS[FRONT])
+                for mask in builder.term_fields.values()
+            ),
             rules=tuple(compiled),
         ),
     )
@@ -379,7 +400,8 @@ def _phrase_index(
         ids = share(ids, ids)
         cased = tuple(term_id for term_id in ids if term_id in case_stems)
         plain = tuple(term_id for term_id in ids if term_id not in cased) if cased else ids
-        key = Key(not spelling.endswith(" "), ids, share(cased, cased), share(plain, plain))
+        wild, open_start, open_end = key_shape(spelling)
+        key = Key(wild, ids, share(cased, cased), share(plain, plain), open_start, open_end)
         keys.append(pool.setdefault(key, key))
     codes: dict[int, list[tuple[int, ...]]] = {}
     for index in fields:
@@ -401,6 +423,7 @@ def _phrase_index(
         tuple(_per_field(keys, fields, by_code, shared) for by_code in rule_indexes[1:]),
         frozenset(number for number, key in enumerate(keys) if key.cased),
         frozenset(number for number, key in enumerate(keys) if key.wild),
+        {number: (key.open_start, key.open_end) for number, key in enumerate(keys) if key.open},
     )
 
 

@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 # The fields a term can be searched in; their order numbers the field codes (compile.py).
-FieldName = Literal["title", "summary", "content", "author", "categories", "domain", "feed", "tags"]
+# `lead` and `front` are derived from the title and summary (prominence.py).
+FieldName = Literal[
+    "title", "summary", "lead", "front", "content", "author", "categories", "domain", "feed", "tags"
+]
 FIELDS: tuple[FieldName, ...] = get_args(FieldName)
 MAX_DISTANCE = 50
 

@@ -13,7 +13,15 @@ import itertools
 from collections.abc import Iterator
 from typing import Protocol
 
-from monitor.matching.layout import FIELD_CODE_BITS, HIT_FIELD, Codes, Evidence, Hit
+from monitor.matching.layout import (
+    FIELD_CODE_BITS,
+    HIT_END,
+    HIT_FIELD,
+    HIT_START,
+    Codes,
+    Evidence,
+    Hit,
+)
 
 MAX_REQUIREMENTS = 3  # requirements per rule checked before its condition
 
@@ -254,6 +262,12 @@ def _union_of_smallest(sets: list[frozenset[int] | None], wanted: int) -> frozen
     return frozenset().union(*known[:wanted])
 
 
+def _apart_in_one_word(left: Hit, right: Hit, ordered: bool) -> bool:
+    """Two hits that share a word without overlapping: CJK terms in one run of text
+    ("人脸识别治理"), which are next to each other. Whole-word hits in one word overlap."""
+    return right[HIT_START] >= left[HIT_END] or (not ordered and left[HIT_START] >= right[HIT_END])
+
+
 class NearNode(Node):
     __slots__ = ("distance", "left", "mask", "ordered", "right")
 
@@ -279,6 +293,8 @@ class NearNode(Node):
                 gap = right_first - left_last - 1
                 if not self.ordered and gap < 0:
                     gap = left_first - right_last - 1
+                if gap < 0 and _apart_in_one_word(left_hit, right_hit, self.ordered):
+                    gap = 0
                 if 0 <= gap <= self.distance:
                     yield left, right
 

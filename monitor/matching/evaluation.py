@@ -95,6 +95,7 @@ class LabelledArticle:
     article: Article
     flag: bool
     expected: frozenset[str] | None = None
+    ambiguous: bool = False  # the desk could not say: left out of precision and recall
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,11 +135,34 @@ class Misclassified:
 
 
 @dataclass(frozen=True, slots=True)
+class LanguageScore:
+    """Per-article figures over the items of one language (None: the item gave none)."""
+
+    language: str | None
+    score: RuleScore  # as EvalReport.overall, over this language's flag and ignore items
+    flagged: int  # items labelled flag
+    ignored: int  # items labelled ignore
+    ambiguous: int  # items labelled ambiguous, left out of `score`
+
+
+@dataclass(frozen=True, slots=True)
+class Unscored:
+    """An ambiguous item and the rules that matched it (shown, never scored)."""
+
+    item: int
+    entry_id: str
+    title: str
+    rule_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class EvalReport:
     rules: tuple[RuleScore, ...]  # one per rule of the ruleset, then unknown expected ids
     overall: RuleScore  # per article: flagged by any rule versus labelled flag; rule_id "*"
     misclassified: tuple[Misclassified, ...]
     flagged_items: int  # articles labelled flag: a rule's share of them is its coverage
+    languages: tuple[LanguageScore, ...] = ()  # most items first
+    ambiguous: tuple[Unscored, ...] = ()
 
 
 def evaluate(ruleset: RuleSet, items: Sequence[LabelledArticle]) -> EvalReport:
@@ -147,23 +171,32 @@ def evaluate(ruleset: RuleSet, items: Sequence[LabelledArticle]) -> EvalReport:
     A rule's match counts as right when the item names it in ``expected``, or, for items
     that name no rules, when the item is labelled flag. A rule misses only items that name
     it: with flag/ignore labels alone, no single rule is expected to catch every story.
+    Ambiguous items are matched and listed, never scored. The same per-article figures are
+    given per article language.
     """
     counts: dict[str, list[int]] = {rule.id: [0, 0, 0] for rule in ruleset.rules}
     overall = [0, 0, 0]
+    # language -> [true pos., false pos., false neg., flag, ignore, ambiguous]
+    by_language: dict[str | None, list[int]] = {}
     wrong: list[Misclassified] = []
+    unscored: list[Unscored] = []
     for number, item in enumerate(items):
         article = item.article
         matches = {match.rule_id: match for match in match_article(ruleset, article)}
-        if matches and item.flag:
-            overall[0] += 1
-        elif matches:
-            overall[1] += 1
-        elif item.flag:
-            overall[2] += 1
-            if not item.expected:
-                wrong.append(
-                    Misclassified(number, article.entry_id, article.title, "*", "false negative")
-                )
+        language = by_language.setdefault(article.language, [0, 0, 0, 0, 0, 0])
+        if item.ambiguous:
+            language[5] += 1
+            unscored.append(Unscored(number, article.entry_id, article.title, tuple(matches)))
+            continue
+        language[3 if item.flag else 4] += 1
+        outcome = 0 if matches and item.flag else 1 if matches else 2 if item.flag else -1
+        if outcome >= 0:
+            overall[outcome] += 1
+            language[outcome] += 1
+        if not matches and item.flag and not item.expected:
+            wrong.append(
+                Misclassified(number, article.entry_id, article.title, "*", "false negative")
+            )
         wanted = item.expected if item.expected is not None else frozenset()
         for rule_id in sorted(matches.keys() | wanted):
             tally = counts.setdefault(rule_id, [0, 0, 0])
@@ -179,5 +212,13 @@ def evaluate(ruleset: RuleSet, items: Sequence[LabelledArticle]) -> EvalReport:
                 Misclassified(number, article.entry_id, article.title, rule_id, kind, terms)
             )
     scores = tuple(RuleScore(rule_id, *tally) for rule_id, tally in counts.items())
-    flagged_items = sum(1 for item in items if item.flag)
-    return EvalReport(scores, RuleScore("*", *overall), tuple(wrong), flagged_items)
+    flagged_items = sum(1 for item in items if item.flag and not item.ambiguous)
+    languages = tuple(
+        LanguageScore(code, RuleScore(code or "*", *tally[:3]), *tally[3:])
+        for code, tally in sorted(
+            by_language.items(), key=lambda entry: (-sum(entry[1][3:]), entry[0] or "")
+        )
+    )
+    return EvalReport(
+        scores, RuleScore("*", *overall), tuple(wrong), flagged_items, languages, tuple(unscored)
+    )

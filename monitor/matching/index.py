@@ -58,6 +58,12 @@ class Key:
     terms: tuple[int, ...]  # every term spelled this way, in term order
     cased: tuple[int, ...]  # the case-sensitive ones: each hit is checked in the original text
     plain: tuple[int, ...]  # the others: found wherever the key is found
+    open_start: bool = False  # starts in a script without word boundaries: no space before
+    open_end: bool = False  # ends in such a script: no space after
+
+    @property
+    def open(self) -> bool:
+        return self.open_start or self.open_end
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +81,8 @@ class PhraseIndex:
     passes: tuple[Mapping[int, tuple[tuple[int, ...], ...]], ...]
     cased: frozenset[int]  # keys with case-sensitive terms
     wild: frozenset[int]  # keys that are prefixes (Key.wild, without reading the Key)
+    # key -> (open start, open end), for the keys without a space at one end (CJK terms)
+    unbounded: Mapping[int, tuple[bool, bool]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,4 +102,5 @@ class Index:
     requirements: tuple[tuple[Mapping[int, tuple[int, ...]], frozenset[int]], ...]
     always: tuple[int, ...]  # rules whose condition holds without any term
     needs_domain: bool  # a term searched in `domain` or a domain filter: parse article links
+    needs_prominence: bool  # a term searched in `lead` or `front`: find the lead sentence
     rules: tuple[CompiledRule | None, ...]  # None for disabled rules

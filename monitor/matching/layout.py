@@ -14,12 +14,16 @@ from monitor.matching.condition import FIELDS
 from monitor.model import TermHit
 
 # Field positions: an article's texts are a tuple in FIELDS order (match.field_texts).
+TITLE = FIELDS.index("title")
+SUMMARY = FIELDS.index("summary")
+LEAD = FIELDS.index("lead")
+FRONT = FIELDS.index("front")
 DOMAIN = FIELDS.index("domain")
 FIELD_BITS: dict[str, int] = {name: 1 << index for index, name in enumerate(FIELDS)}
 FIELD_MASKS = tuple(1 << index for index in range(len(FIELDS)))
 
 # A (term, field) code is the term id shifted left, or-ed with the field position.
-FIELD_CODE_BITS = 3
+FIELD_CODE_BITS = 4
 FIELD_CODE_MASK = (1 << FIELD_CODE_BITS) - 1
 assert len(FIELDS) <= 1 << FIELD_CODE_BITS
 
@@ -45,6 +49,8 @@ FOUND_END: Final = 2
 # unpack it, `field, start, end, first, last = hit`, or read its field by HIT_FIELD.
 Hit = tuple[int, int, int, int, int]
 HIT_FIELD: Final = 0
+HIT_START: Final = 1
+HIT_END: Final = 2
 
 # One hit as evidence for an explanation: (place, TermHit), where place is (field, folded
 # start, term id): explanations sort by place and keep one TermHit per place.

@@ -35,9 +35,10 @@ from monitor.matching.condition import (
     parse_condition,
     satisfiable,
 )
-from monitor.matching.rule import Example, Rule, Sources, Term
+from monitor.matching.rule import Delivery, Example, Rule, Sources, Term
 from monitor.matching.schema import (
     ConditionMapping,
+    DeliverySpec,
     ExampleArticle,
     Examples,
     RuleFile,
@@ -360,6 +361,12 @@ def _validation_problem(file: str, source: SourceMap, data: Any, error: Any) -> 
         )
     elif kind == "literal_error":
         message = f"{label} must be one of {_choices(error['ctx']['expected'])} (got {value!r})"
+    elif kind == "string_pattern_mismatch" and "channel" in path:
+        message = f"{label} {value!r} must be one Slack channel: no spaces or commas"
+        if path[-1] == "channel":
+            hint = "for several channels write channels: ['#a', '#b']"
+    elif kind == "string_pattern_mismatch" and "channels" in path:
+        message = f"{label} {value!r} must be one Slack channel: no spaces or commas"
     elif kind == "string_pattern_mismatch":
         message = (
             f"{label} {value!r} must be lower-case letters, digits, '-' and '_', "
@@ -402,6 +409,7 @@ def _model_at(path: PathKey) -> type[BaseModel]:
             "sources": SourceFilters,
             "examples": Examples,
             "condition": ConditionMapping,
+            "delivery": DeliverySpec,
         }
         return nested.get(path[2], RuleSpec)
     return RuleSpec if len(path) == 2 else RuleFile
@@ -635,7 +643,7 @@ class _Linker:
             line=unit.source.at(path).line,
             description=spec.description,
             severity=spec.severity,
-            channel=spec.channel,
+            channels=tuple(dict.fromkeys([spec.channel] if spec.channel else spec.channels or ())),
             tags=tuple(spec.tags),
             owner=spec.owner,
             enabled=spec.enabled,
@@ -649,6 +657,7 @@ class _Linker:
             ),
             languages=tuple(language.lower() for language in spec.languages),
             examples=tuple(_examples(unit, path, spec)),
+            delivery=_delivery(spec),
         )
 
     def _condition(
@@ -844,6 +853,12 @@ def _construct(pattern: str, detail: str) -> str:
     if re.search(r"\\[1-9]", pattern):
         return f"backreferences are not supported ({detail})"
     return detail
+
+
+def _delivery(spec: RuleSpec) -> Delivery:
+    if isinstance(spec.delivery, str):  # "immediate"
+        return Delivery()
+    return Delivery(spec.delivery.digest, spec.delivery.timezone, spec.delivery.max_per_hour)
 
 
 def _examples(unit: Unit, path: PathKey, spec: RuleSpec) -> Iterator[Example]:

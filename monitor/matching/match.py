@@ -27,12 +27,16 @@ from monitor.matching.layout import (
     FOUND_END,
     FOUND_KEY,
     FOUND_START,
+    FRONT,
+    LEAD,
+    TITLE,
     Evidence,
     Found,
     Hit,
     field_code,
 )
-from monitor.matching.text import FoldedField, fold_keep_case
+from monitor.matching.prominence import front_text, lead_sentence
+from monitor.matching.text import FoldedField, FrontField, fold_keep_case
 from monitor.model import Article, Match, TermHit
 
 MAX_HITS_PER_TERM = 100  # per article; bounds NEAR pairs on repetitive text
@@ -52,15 +56,21 @@ def article_domain(link: str | None) -> str:
     return host.lower().removeprefix("www.")
 
 
-def field_texts(article: Article, *, domain: bool = True) -> tuple[str, ...]:
+def field_texts(
+    article: Article, *, domain: bool = True, prominence: bool = True
+) -> tuple[str, ...]:
     """The text of each field, in FIELDS order; list fields are joined with ', '.
 
-    Without `domain` the link is not parsed and the domain field is empty (for rule sets
-    that neither search nor filter on it).
+    Without `domain` the link is not parsed and the domain field is empty, and without
+    `prominence` the lead sentence is not looked for and `lead` and `front` are empty (for
+    rule sets that do not search them).
     """
+    lead = lead_sentence(article.summary, article.language) if prominence else ""
     return (
         article.title,
         article.summary,
+        lead,
+        front_text(article.title, lead) if prominence else "",
         article.content,
         ", ".join(article.authors),
         ", ".join(article.categories),
@@ -109,10 +119,17 @@ class _FieldScan:
 
         A key is " words " (whole words) or " prefix" (runs to the end of the word); padded
         index i is folded index i - 1, so the key's leading space sits just before `start`.
+        A key with no space at an end (a CJK term, `unbounded`) ends there with its text.
         """
-        if key in self.phrases.wild:
+        phrases = self.phrases
+        if key in phrases.wild:
+            if key in phrases.unbounded:
+                start -= 1
             stop = self.folded.folded.find(" ", end - 1)
             return (self.field, start, len(self.folded.folded) if stop < 0 else stop, -1, -1)
+        if key in phrases.unbounded:  # no space before or after: the key's text is the hit
+            open_start, open_end = phrases.unbounded[key]
+            return (self.field, start - open_start, end - 2 + open_end, -1, -1)
         return (self.field, start, end - 2, -1, -1)
 
 
@@ -147,7 +164,13 @@ class Scan:
         """The field folded, with its offset map; built once."""
         folded = self._folded.get(field)
         if folded is None:
-            folded = self._folded[field] = FoldedField(self.texts[field])
+            texts = self.texts
+            if field == FRONT and texts[TITLE] and texts[LEAD]:
+                # Made of the title and the lead as folded for their own fields.
+                folded = FrontField(self.folded(TITLE), self.folded(LEAD))
+            else:
+                folded = FoldedField(texts[field])
+            self._folded[field] = folded
         return folded
 
     def scan_phrases(self, field: int, phrases: PhraseIndex, candidates: set[int]) -> list[int]:
@@ -158,7 +181,7 @@ class Scan:
         twice as fast as one C-level update over them all. The codes of plain terms are added
         later, by `add_plain_codes`, and only when a rule is worth evaluating.
         """
-        folded = self._folded[field] = FoldedField(self.texts[field])
+        folded = self.folded(field)
         found = phrases.automaton.find_matches_as_indexes(folded.padded, overlapping=True)
         if not found:
             return []
@@ -265,7 +288,8 @@ class Scan:
             found = sorted(
                 scan.found,
                 key=lambda item: (
-                    item[FOUND_END] - (1 if keys[item[FOUND_KEY]].wild else 2),
+                    item[FOUND_END]
+                    - (1 if keys[item[FOUND_KEY]].wild or keys[item[FOUND_KEY]].open_end else 2),
                     item[FOUND_START],
                     keys[item[FOUND_KEY]].wild,
                 ),
@@ -344,9 +368,13 @@ def _scan(ruleset: RuleSet, texts: tuple[str, ...]) -> tuple[Scan, set[int]]:
     return scan, candidates
 
 
+def _texts(index: Index, article: Article) -> tuple[str, ...]:
+    return field_texts(article, domain=index.needs_domain, prominence=index.needs_prominence)
+
+
 def scan_article(ruleset: RuleSet, article: Article) -> Scan:
     """Find every term of `ruleset` in `article` (no condition evaluated yet)."""
-    scan, candidates = _scan(ruleset, field_texts(article, domain=ruleset.index.needs_domain))
+    scan, candidates = _scan(ruleset, _texts(ruleset.index, article))
     if not candidates:
         scan.add_plain_codes()
     return scan
@@ -355,7 +383,7 @@ def scan_article(ruleset: RuleSet, article: Article) -> Scan:
 def match_article(ruleset: RuleSet, article: Article) -> tuple[Match, ...]:
     """Every enabled rule of `ruleset` that matches `article`, in ruleset order, with evidence."""
     index = ruleset.index
-    scan, candidates = _scan(ruleset, field_texts(article, domain=index.needs_domain))
+    scan, candidates = _scan(ruleset, _texts(index, article))
     if not candidates:
         return ()
     matches = []

@@ -32,6 +32,19 @@ class Sources:
 
 
 @dataclass(frozen=True, slots=True)
+class Delivery:
+    """How a rule's matches reach Slack: at once (the default), or in a digest on a schedule.
+
+    ``digest`` is a crontab line read in ``timezone``; ``max_per_hour`` caps the rule's
+    immediate alerts, the rest going out as one summary (#9).
+    """
+
+    digest: str | None = None
+    timezone: str = "UTC"
+    max_per_hour: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Example:
     """An example article a rule must (or must not) match; `line` is where it is written."""
 
@@ -67,7 +80,7 @@ class Rule:
     line: int
     description: str = ""
     severity: Severity = "medium"
-    channel: str | None = None
+    channels: tuple[str, ...] = ()  # none: the severity's channel, else the default channel
     tags: tuple[str, ...] = ()
     owner: str | None = None
     enabled: bool = True
@@ -76,6 +89,12 @@ class Rule:
     sources: Sources = field(default_factory=Sources)
     languages: tuple[str, ...] = ()
     examples: tuple[Example, ...] = ()
+    delivery: Delivery = field(default_factory=Delivery)
+
+    @property
+    def channel(self) -> str | None:
+        """The route as a Match carries it: the channels separated by spaces, None for none."""
+        return " ".join(self.channels) or None
 
     def terms_of(self, leaf: Terms) -> tuple[Term, ...]:
         """The terms a leaf of the condition stands for: its list, or its inline phrase."""

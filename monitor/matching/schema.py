@@ -8,7 +8,7 @@ Only the shape is checked here; references between lists, rules and files are th
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -18,10 +18,12 @@ from pydantic import (
     Field,
     StringConstraints,
     Tag,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from monitor.digest_schedule import check_crontab, check_timezone
 from monitor.matching.condition import FieldName
 from monitor.matching.rule import DEFAULT_FIELDS
 from monitor.model import Severity
@@ -42,6 +44,9 @@ def _yaml_bool(value: Any) -> Any:
 YamlBool = Annotated[bool, BeforeValidator(_yaml_bool)]
 ListName = Annotated[str, StringConstraints(pattern=LIST_NAME_PATTERN)]
 Text = Annotated[str, StringConstraints(min_length=1)]
+# A Slack channel name or ID: no spaces (a match carries several separated by spaces).
+CHANNEL_PATTERN = r"^[^\s,]+$"
+Channel = Annotated[str, StringConstraints(pattern=CHANNEL_PATTERN, max_length=100)]
 
 
 class _Model(BaseModel):
@@ -124,6 +129,52 @@ class Examples(_Model):
     no_match: list[ExampleSpec] = Field(default_factory=list)
 
 
+class DeliverySpec(_Model):
+    """`delivery:` as a mapping; the string `immediate` is the default."""
+
+    digest: Text | None = Field(
+        None,
+        description="crontab schedule of a digest instead of immediate alerts, "
+        "e.g. '0 9 * * mon-fri'",
+    )
+    timezone: Text = Field("UTC", description="IANA time zone the schedule is read in")
+    max_per_hour: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="at most this many immediate alerts an hour; the rest in a summary"
+    )
+
+    @field_validator("digest")
+    @classmethod
+    def _crontab(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_crontab(value)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        check_timezone(value)
+        return value
+
+    @model_validator(mode="after")
+    def _limit_without_digest(self) -> DeliverySpec:
+        if self.digest is not None and self.max_per_hour is not None:
+            raise ValueError(
+                "has both digest and max_per_hour: a digest rule sends no immediate alerts "
+                "to limit; remove one"
+            )
+        return self
+
+
+def _delivery_kind(value: Any) -> str:
+    return "mapping" if isinstance(value, dict) else "word"
+
+
+DeliveryChoice = Annotated[
+    Annotated[Literal["immediate"], Tag("word")] | Annotated[DeliverySpec, Tag("mapping")],
+    Discriminator(_delivery_kind),
+]
+
+
 class RuleSpec(_Model):
     """One rule as written in a rule file."""
 
@@ -131,7 +182,13 @@ class RuleSpec(_Model):
     title: Text
     description: str = ""
     severity: Severity = "medium"
-    channel: Text | None = Field(None, description="Slack channel; default MONITOR_SLACK_CHANNEL")
+    channel: Channel | None = Field(
+        None,
+        description="Slack channel; default: MONITOR_SEVERITY_CHANNELS, then MONITOR_SLACK_CHANNEL",
+    )
+    channels: Annotated[list[Channel], Field(min_length=1)] | None = Field(
+        None, description="Slack channels, instead of `channel`: the alert goes to each"
+    )
     tags: list[Text] = Field(default_factory=list)
     owner: Text | None = None
     enabled: YamlBool = True
@@ -145,8 +202,28 @@ class RuleSpec(_Model):
     sources: SourceFilters = Field(default_factory=SourceFilters)
     languages: list[Text] = Field(default_factory=list)
     examples: Examples = Field(default_factory=Examples)
+    delivery: DeliveryChoice = Field(
+        "immediate", description="immediate (default) or a mapping with a digest schedule"
+    )
 
-    @field_validator("channel", "owner", "condition", mode="before")
+    @field_validator("delivery", mode="before")
+    @classmethod
+    def _delivery_word(cls, value: Any) -> Any:
+        if isinstance(value, str) and value != "immediate":
+            raise ValueError(
+                f"must be immediate or a mapping such as {{digest: '0 9 * * mon-fri'}} "
+                f"(got {value!r})"
+            )
+        return value
+
+    @field_validator("channels")
+    @classmethod
+    def _one_way_to_route(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        if value is not None and info.data.get("channel") is not None:
+            raise ValueError("cannot be given with `channel`: list every channel in `channels`")
+        return value
+
+    @field_validator("channel", "channels", "owner", "condition", "delivery", mode="before")
     @classmethod
     def _written_means_set(cls, value: Any) -> Any:
         # Optional, but never null when written: `channel: #fr` reads as null (a comment).

@@ -12,7 +12,7 @@ curly quote -> " "). For such text the fold is a C-speed `bytes.translate` with 
 table (after replacing the few distinct non-ASCII characters) and the offset map is the
 identity apart from collapsed space runs, so it is computed only when a hit has to be located
 in the original text. Text holding
-a character whose fold changes the length ("ß" -> "ss", "ﬁ", a lone combining mark, Hangul)
+a character whose fold changes the length ("ß" -> "ss", "ﬁ", a lone combining mark)
 takes the exact per-character path, `fold_with_offsets`. Per-character folds are computed on
 demand and cached: nothing scans Unicode at import time (parse workers import this module).
 """
@@ -40,19 +40,43 @@ _SPACE_RUN_SPLIT_RE = re.compile("(  [ ]*)")  # the same, kept by split()
 _SEPARATORS_RE = re.compile(r"[\W_]+")
 
 
+# Scripts written without spaces between words (Han, kana, Thai, Lao, Khmer, Myanmar) and
+# Korean, whose particles and endings attach to the word: a term's end in one of them needs
+# no word boundary there (compile.automaton_keys), so it is found inside the text.
+_UNSPACED_RE = re.compile(
+    "[\u0e00-\u0eff\u1000-\u109f\u1100-\u11ff\u1780-\u17ff\u3005-\u3007"
+    "\u3040-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
+    "\uac00-\ud7a3\uf900-\ufaff\U00020000-\U0003134f]"
+)
+_HANGUL_SYLLABLES = ("\uac00", "\ud7a3")
+
+
+def is_unspaced(char: str) -> bool:
+    """Whether `char` (a folded character) belongs to a script without word boundaries."""
+    return _UNSPACED_RE.match(char) is not None
+
+
 def _is_mark(char: str) -> bool:
     return bool(unicodedata.combining(char)) or unicodedata.category(char) == "Mn"
 
 
 @lru_cache(maxsize=65536)
 def _fold_char(char: str) -> str:
-    """The fold of one character: casefolded, decomposed, without combining marks."""
+    """The fold of one character: casefolded, decomposed, without combining marks.
+
+    A Hangul syllable stays whole: decomposed into jamo, a term ending in a vowel ("감시")
+    would be found inside a syllable that adds a final consonant ("감식").
+    """
+    if _HANGUL_SYLLABLES[0] <= char <= _HANGUL_SYLLABLES[1]:
+        return char
     decomposed = unicodedata.normalize("NFKD", char.casefold())
     return "".join(piece for piece in decomposed if not _is_mark(piece))
 
 
 @lru_cache(maxsize=65536)
 def _fold_keep_case_char(char: str) -> str:
+    if _HANGUL_SYLLABLES[0] <= char <= _HANGUL_SYLLABLES[1]:
+        return char
     decomposed = unicodedata.normalize("NFKD", char)
     return "".join(piece for piece in decomposed if not _is_mark(piece))
 
@@ -258,3 +282,39 @@ class FoldedField:
     def word_index(self, position: int) -> int:
         """Index of the word that contains folded ``position`` (words are space-separated)."""
         return self.folded.count(" ", 0, position)
+
+
+class FrontField(FoldedField):
+    """The `front` field folded from the folded title and lead, not folded again.
+
+    Its original text is the title, a line break, the lead (prominence.front_text). The
+    folded text puts a break mark between them, " \\n ": the mark is not a letter or digit, so
+    no phrase key spans it (a phrase never joins the headline's last word to the lead's
+    first), and it counts as one word in NEAR distances.
+    """
+
+    __slots__ = ("_break", "_lead", "_lead_base", "_lead_shift", "_title", "_title_end")
+
+    def __init__(self, title: FoldedField, lead: FoldedField) -> None:
+        head = title.folded.removesuffix(" ")
+        skip = 1 if lead.folded.startswith(" ") else 0
+        self.original = f"{title.original}\n{lead.original}"
+        self.folded = f"{head} \n {lead.folded[skip:]}"
+        self.padded = f" {self.folded} ".encode()
+        self._offsets = None
+        self._parts = None
+        self._starts = []
+        self._origins = []
+        self._title = title
+        self._lead = lead
+        self._title_end = len(head)
+        self._break = len(title.original)  # the line break in `original`
+        self._lead_shift = len(head) + 3 - skip  # folded front position - lead position
+        self._lead_base = len(title.original) + 1
+
+    def offset(self, position: int) -> int:
+        if position < self._title_end:
+            return self._title.offset(position)
+        if position < self._title_end + 3:
+            return self._break
+        return self._lead.offset(position - self._lead_shift) + self._lead_base

@@ -9,9 +9,14 @@ that and re-queues the alert instead of sleeping (elastalert #1345). Both errors
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from monitor.model import Article, Match
 from monitor.notify.render import SlackMessage
+
+# Lays out one alert: the default layout (render_alert) or an operator's template.
+AlertRenderer = Callable[[Article, Sequence[Match]], SlackMessage]
 
 
 class AlertSender(Protocol):

@@ -95,6 +95,9 @@ feeds = Table(
     Column("leased_by", Text, nullable=True),
     # The last poll that parsed a new document: articles it lacked have left the feed.
     Column("last_changed_at", UTCDateTime, nullable=True),
+    # Adaptive polling (issue #11), from the last parsed document; NULL: not known yet.
+    Column("publish_gap", Float, nullable=True),  # median seconds between its items
+    Column("refresh_hint", Float, nullable=True),  # its ttl / sy:updatePeriod, in seconds
     Index(None, "active", "next_poll_at"),
 )
 
@@ -153,4 +156,56 @@ deliveries = Table(
     UniqueConstraint("article_id", "channel"),
     CheckConstraint("status IN ('pending', 'sent', 'failed')", name="status"),
     Index(None, "status", "next_attempt_at"),
+)
+
+# Fewer, better alerts (#9): matches held back from an immediate alert, the summaries
+# (digests) that carry them, and the operators' silences.
+silences = Table(
+    "silences",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    # Each one given must match; at least one is given (the CLI checks).
+    Column("rule_id", Text, nullable=True),
+    Column("feed_url", Text, nullable=True),
+    Column("domain", Text, nullable=True),
+    Column("channel", Text, nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("removed_at", UTCDateTime, nullable=True),
+)
+
+digests = Table(
+    "digests",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("channel", Text, nullable=False),  # "" for the default channel, as deliveries
+    Column("rule_id", Text, nullable=True),  # a rule's digest; NULL: a channel's summary
+    Column("kind", String(16), nullable=False),  # digest, throttle or quiet
+    Column("status", String(16), nullable=False),  # pending, sent or failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime, nullable=True),
+    Column("reference", Text, nullable=True),  # Slack message ts
+    CheckConstraint("status IN ('pending', 'sent', 'failed')", name="status"),
+    Index(None, "status", "next_attempt_at"),
+)
+
+holds = Table(
+    "holds",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("article_id", Integer, ForeignKey("articles.id", ondelete="CASCADE"), nullable=False),
+    Column("rule_id", Text, nullable=False),  # with article_id: the match held
+    Column("channel", Text, nullable=False),
+    Column("reason", String(16), nullable=False),  # digest, throttle, quiet or silence
+    Column("silence_id", Integer, ForeignKey("silences.id"), nullable=True),
+    Column("held_at", UTCDateTime, nullable=False),
+    Column("release_at", UTCDateTime, nullable=True),  # throttle, quiet: when it goes out
+    Column("digest_id", Integer, ForeignKey("digests.id"), nullable=True),  # the summary it is in
+    Column("released_at", UTCDateTime, nullable=True),  # bundled, or queued as an alert
+    UniqueConstraint("article_id", "rule_id"),
+    Index(None, "reason", "released_at"),
 )

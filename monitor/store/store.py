@@ -56,12 +56,15 @@ from monitor.store.engine import (
     transient_reason,
     wrap_error,
 )
+from monitor.store.holds import Gatekeeper, HoldState, HoldStore
 from monitor.store.migrate import alembic_config, head_revision, is_known
 from monitor.store.schema import (
     UTCDateTime,
     articles,
     deliveries,
+    digests,
     feeds,
+    holds,
     matches,
 )
 
@@ -115,6 +118,8 @@ class FeedState:
     leased_until: datetime | None = None  # a worker's cycle holds the feed until then
     # Set by a claim that found another cycle's lease run out: that worker stopped or stalled.
     taken_over: bool = False
+    publish_gap: float | None = None  # median seconds between items of its last document
+    refresh_hint: float | None = None  # seconds its document's ttl / sy:update* asks for
 
     @property
     def source_url(self) -> str:
@@ -159,6 +164,9 @@ class PollOutcome:
     moved_to: str | None = None  # success after a permanent redirect: fetch from here now
     not_found_count: int = 0  # consecutive 404s, this poll included
     attention: str | None = None  # failure: the feed needs a person, for this reason
+    # Success with a parsed document: its pace (adaptive polling); None keeps the stored one.
+    publish_gap: float | None = None
+    refresh_hint: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +218,7 @@ class StoredMatch:
     match: Match
     created_at: datetime
     delivery_status: str | None
+    hold: HoldState | None = None  # held back from an immediate alert, and why
 
 
 _ARTICLE_COLUMNS = (
@@ -236,7 +245,7 @@ _MATCH_COLUMNS = (
 )
 
 
-class Store:
+class Store(HoldStore):
     """The database behind one narrow, intent-named API. Safe to share between threads."""
 
     def __init__(self, engine: Engine, url: URL) -> None:
@@ -487,6 +496,18 @@ class Store:
         rows = self._run(lambda c: c.execute(select(feeds).order_by(feeds.c.url)).all())
         return [_feed_state(row) for row in rows]
 
+    def items_per_day(self, since: datetime, now: datetime) -> dict[str, float]:
+        """Articles published between `since` and `now` per day, by feed URL (feeds with any)."""
+        days = max((now - since).total_seconds() / 86400, 1 / 24)
+        counts = (
+            select(feeds.c.url, func.count(articles.c.id))
+            .select_from(feeds.join(articles, articles.c.feed_id == feeds.c.id))
+            .where(articles.c.published >= since, articles.c.published <= now)
+            .group_by(feeds.c.url)
+        )
+        rows = self._run(lambda connection: connection.execute(counts).all())
+        return {url: count / days for url, count in rows}
+
     def ping(self) -> str | None:
         """None if the database answers a query now, else why not. One try, no retries: a
         health probe wants the present, and must answer fast."""
@@ -588,7 +609,15 @@ class Store:
                     _PLAIN_UPDATE,
                     [_plain_row(ids[outcomes[i].feed_url], outcomes[i]) for i in plain],
                 )
-            saved = {i: _record(connection, outcomes[i], ids[outcomes[i].feed_url]) for i in full}
+            saved = {
+                i: _record(
+                    connection,
+                    outcomes[i],
+                    ids[outcomes[i].feed_url],
+                    self.gatekeeper(connection, outcomes[i].polled_at),
+                )
+                for i in full
+            }
             return [saved.get(i, PollSaved(0, 0, 0)) for i in range(len(outcomes))]
 
         return self._run(record, write=True)
@@ -644,7 +673,11 @@ class Store:
             )
             if not (alert and inserted):
                 return inserted, []
-            wanted = {(row.article_id, _delivery_channel(row.channel)) for row in inserted}
+            wanted = {
+                (row.article_id, channel)
+                for row in inserted
+                for channel in _delivery_channels(row.channel)
+            }
             delivery_rows = [
                 _delivery_row(article_id, channel, now) for article_id, channel in sorted(wanted)
             ]
@@ -659,7 +692,17 @@ class Store:
     def recent_matches(self, limit: int = 50, since: datetime | None = None) -> list[StoredMatch]:
         """Stored matches, newest first, with their article and delivery status."""
         query = (
-            select(*_ARTICLE_COLUMNS, *_MATCH_COLUMNS, matches.c.created_at, deliveries.c.status)
+            select(
+                *_ARTICLE_COLUMNS,
+                *_MATCH_COLUMNS,
+                matches.c.created_at,
+                deliveries.c.status,
+                holds.c.reason.label("hold_reason"),
+                holds.c.silence_id,
+                holds.c.digest_id,
+                holds.c.released_at,
+                digests.c.status.label("digest_status"),
+            )
             .select_from(
                 matches.join(articles, articles.c.id == matches.c.article_id)
                 .join(feeds, feeds.c.id == articles.c.feed_id)
@@ -667,9 +710,17 @@ class Store:
                     deliveries,
                     and_(
                         deliveries.c.article_id == matches.c.article_id,
-                        deliveries.c.channel == func.coalesce(matches.c.channel, DEFAULT_CHANNEL),
+                        or_(
+                            deliveries.c.channel
+                            == func.coalesce(matches.c.channel, DEFAULT_CHANNEL),
+                            # A rule with several channels: the delivery to its first one.
+                            func.substr(matches.c.channel, 1, func.length(deliveries.c.channel) + 1)
+                            == deliveries.c.channel + " ",
+                        ),
                     ),
                 )
+                .outerjoin(holds, _hold_of_match)
+                .outerjoin(digests, digests.c.id == holds.c.digest_id)
             )
             .order_by(matches.c.created_at.desc(), matches.c.id.desc())
             .limit(limit)
@@ -677,7 +728,10 @@ class Store:
         if since is not None:
             query = query.where(matches.c.created_at >= since)
         rows = self._run(lambda connection: connection.execute(query).all())
-        return [StoredMatch(_article(row), _match(row), row.created_at, row.status) for row in rows]
+        return [
+            StoredMatch(_article(row), _match(row), row.created_at, row.status, _hold_state(row))
+            for row in rows
+        ]
 
     # -- deliveries -----------------------------------------------------------------------
 
@@ -724,11 +778,12 @@ class Store:
                     by_id[row.id] = _article(row)
                 for row in connection.execute(
                     select(matches.c.article_id, *_MATCH_COLUMNS)
-                    .where(matches.c.article_id.in_(chunk))
+                    .select_from(matches.outerjoin(holds, _hold_of_match))
+                    .where(matches.c.article_id.in_(chunk), _alerts_now)
                     .order_by(matches.c.id)
                 ):
-                    key = (row.article_id, _delivery_channel(row.channel))
-                    found.setdefault(key, []).append(_match(row))
+                    for channel in _delivery_channels(row.channel):
+                        found.setdefault((row.article_id, channel), []).append(_match(row))
             return claimed, by_id, found
 
         claimed, by_id, found = self._run(take, write=True)
@@ -813,8 +868,31 @@ class Store:
         return {status: count for status, count in rows}
 
 
-def _delivery_channel(channel: str | None) -> str:
-    return DEFAULT_CHANNEL if channel is None else channel
+# A match an alert shows: not held, or held through quiet hours and then queued as an alert.
+# A match held for a digest, a summary or by a silence is not shown in another rule's alert.
+_hold_of_match = and_(
+    holds.c.article_id == matches.c.article_id, holds.c.rule_id == matches.c.rule_id
+)
+_alerts_now = or_(
+    holds.c.id.is_(None), and_(holds.c.released_at.is_not(None), holds.c.digest_id.is_(None))
+)
+
+
+def _hold_state(row: Row[*tuple[Any, ...]]) -> HoldState | None:
+    if row.hold_reason is None:
+        return None
+    return HoldState(
+        row.hold_reason,
+        row.silence_id,
+        row.digest_id,
+        row.digest_status,
+        row.released_at is not None,
+    )
+
+
+def _delivery_channels(channel: str | None) -> tuple[str, ...]:
+    """A match's delivery channels: each its rule names (stored separated by spaces)."""
+    return tuple(dict.fromkeys(channel.split())) if channel else (DEFAULT_CHANNEL,)
 
 
 def _sooner_poll(
@@ -856,7 +934,7 @@ def _fetch_state(outcome: PollOutcome) -> dict[str, Any]:
     state["first_polled_at"] = func.coalesce(
         feeds.c.first_polled_at, literal(outcome.polled_at, UTCDateTime())
     )
-    for name in ("etag", "last_modified", "body_digest"):
+    for name in ("etag", "last_modified", "body_digest", "publish_gap", "refresh_hint"):
         if getattr(outcome, name) is not None:
             state[name] = getattr(outcome, name)
     return state
@@ -864,7 +942,13 @@ def _fetch_state(outcome: PollOutcome) -> dict[str, Any]:
 
 def _is_plain(outcome: PollOutcome) -> bool:
     """A success that brought nothing to store: a 304, or a body equal to the last one."""
-    return outcome.error is None and not outcome.articles and outcome.moved_to is None
+    return (
+        outcome.error is None
+        and not outcome.articles
+        and outcome.moved_to is None
+        and outcome.publish_gap is None
+        and outcome.refresh_hint is None
+    )
 
 
 def _lock_feeds(connection: Connection, urls: Sequence[str]) -> dict[str, int]:
@@ -933,8 +1017,11 @@ def _plain_row(feed_id: int, outcome: PollOutcome) -> dict[str, Any]:
     }
 
 
-def _record(connection: Connection, outcome: PollOutcome, feed_id: int) -> PollSaved:
-    """One outcome of record_polls that is not plain, inside its transaction."""
+def _record(
+    connection: Connection, outcome: PollOutcome, feed_id: int, gate: Gatekeeper | None = None
+) -> PollSaved:
+    """One outcome of record_polls that is not plain, inside its transaction; ``gate`` may
+    hold matches back."""
     # Updating the feed row first also serialises concurrent polls of one feed.
     connection.execute(update(feeds).where(feeds.c.id == feed_id).values(_fetch_state(outcome)))
     _refresh_seen(connection, feed_id, outcome)
@@ -951,7 +1038,8 @@ def _record(connection: Connection, outcome: PollOutcome, feed_id: int) -> PollS
     match_rows: list[dict[str, Any]] = []
     delivery_rows: list[dict[str, Any]] = []
     held_back = 0
-    for article, article_matches in fresh:
+    # In published order, so an hourly limit admits a burst's earliest stories first.
+    for article, article_matches in sorted(fresh, key=lambda pair: pair[0].published):
         article_id = stored.get(article.entry_id)
         if article_id is None:
             continue  # stored meanwhile by another writer, or by another feed's link
@@ -960,12 +1048,17 @@ def _record(connection: Connection, outcome: PollOutcome, feed_id: int) -> PollS
         if outcome.alert_since is not None and article.published < outcome.alert_since:
             held_back += len(unique)
             continue
-        for channel in dict.fromkeys(_delivery_channel(m.channel) for m in unique):
-            delivery_rows.append(_delivery_row(article_id, channel, outcome.polled_at))
+        routes = (channel for match in unique for channel in _delivery_channels(match.channel))
+        for channel in dict.fromkeys(routes):
+            found = [m for m in unique if channel in _delivery_channels(m.channel)]
+            if gate is None or gate.admit(article_id, article, channel, found):
+                delivery_rows.append(_delivery_row(article_id, channel, outcome.polled_at))
     if match_rows:
         connection.execute(matches.insert(), match_rows)
     if delivery_rows:
         connection.execute(deliveries.insert(), delivery_rows)
+    if gate is not None:
+        gate.write()
     return PollSaved(len(stored), len(match_rows), len(delivery_rows), held_back)
 
 
@@ -1148,6 +1241,8 @@ def _feed_state(row: Row[*tuple[Any, ...]]) -> FeedState:
         not_found_count=row.not_found_count,
         attention=row.attention,
         leased_until=row.leased_until,
+        publish_gap=row.publish_gap,
+        refresh_hint=row.refresh_hint,
     )
 
 

@@ -160,6 +160,14 @@ class FeedServer:
         self._thread = threading.Thread(target=self._run, name="feed-server", daemon=True)
         self._stopping: asyncio.Event | None = None
         self._runner: web.AppRunner | None = None
+        self._open = 0  # requests being answered now
+        self._most_open = 0
+
+    @property
+    def most_concurrent(self) -> int:
+        """The most requests this server was answering at one time."""
+        with self._lock:
+            return self._most_open
 
     # -- configuration (called from the test's thread) ------------------------------
 
@@ -272,7 +280,14 @@ class FeedServer:
             behaviour = self._routes.get(request.path_qs) or self._routes.get(request.path)
         if behaviour is None:
             return web.Response(status=404, text=f"no route for {request.path_qs}")
-        return await behaviour.respond(request, self._stopping)
+        with self._lock:
+            self._open += 1
+            self._most_open = max(self._most_open, self._open)
+        try:
+            return await behaviour.respond(request, self._stopping)
+        finally:
+            with self._lock:
+                self._open -= 1
 
 
 @pytest.fixture

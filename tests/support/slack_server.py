@@ -3,7 +3,9 @@
 It speaks enough of the real thing for slack-sdk pointed at ``server.api_url``:
 ``chat.postMessage`` (JSON or form body), ``auth.test`` and one incoming webhook
 at ``server.webhook_url``. Like Slack it answers HTTP 200 with ``ok: false`` for
-API errors, enforces the Block Kit limits our renderer must respect, and can be
+API errors, enforces the Block Kit limits our renderer must respect (50 blocks, 3,000
+characters a section or context element, 150 a header, 40,000 in all the message's texts:
+``invalid_blocks`` or ``msg_too_long`` as Slack answers), and can be
 told to fail: ``fail_next(n, status=429, retry_after=1)``, ``set_down(True)``, and
 to rate-limit each channel as Slack does: ``limit_rate(per_second=1, burst=3)`` answers
 429 with a Retry-After to a message that comes too soon (``rate_limited`` counts them).
@@ -385,7 +387,19 @@ def _check_message(params: Mapping[str, Any]) -> tuple[tuple[str, str] | None, t
         detail = _block_problem(block)
         if detail:
             return ("invalid_blocks", f"[ERROR] {detail} [json-pointer:/blocks/{index}]"), blocks
+    total = len(text or "") + sum(len(value) for value in _block_texts(blocks))
+    if total > MAX_TEXT:
+        return ("msg_too_long", f"[ERROR] {total} characters of text, over {MAX_TEXT}"), blocks
     return None, blocks
+
+
+def _block_texts(blocks: tuple[Any, ...]) -> Iterator[str]:
+    """Every text of (already checked) blocks."""
+    for block in blocks:
+        if "text" in block:
+            yield str(block["text"]["text"])
+        for element in block.get("elements", ()):
+            yield str(element.get("text", ""))
 
 
 def _block_problem(block: Any) -> str | None:

@@ -1,7 +1,7 @@
 """Retention: when an article was last in its feed, and when each feed last changed (#11).
 
 Revision ID: 0008
-Revises: 0003
+Revises: 0007
 Create Date: 2026-12-03
 
 Pruning an article its feed still carries would make the next poll store and alert on
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0003"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
