@@ -293,6 +293,7 @@ def phase_workers(
                 MONITOR_RULES=str(ROOT / "rules"),
                 MONITOR_ALLOW_PRIVATE_ADDRESSES="true",
                 MONITOR_CONCURRENCY=str(concurrency),
+                MONITOR_PER_HOST=str(concurrency),  # every feed is on the one local nginx
             )
             command = [sys.executable, "-m", "monitor", "db", "upgrade"]
             subprocess.run(command, env=env, check=True, capture_output=True, timeout=120)
@@ -403,7 +404,7 @@ def report(
     )
     print(
         f"feeds: {feeds} from nginx on 127.0.0.1, copies of {len(templates)} real feed files "
-        f"(tests/data/feeds), concurrency {args.concurrency}, "
+        f"(tests/data/feeds), concurrency {args.concurrency} (per host too), "
         f"database {database_url.split(':')[0]}"
     )
     print(
