@@ -11,17 +11,24 @@ regexes that backtrack for minutes on crafted text. So each parse runs under a
 budget of CPU and wall time, and a worker that exceeds it, or dies, fails only
 the feed it held: pebble's pool replaces that one worker, and the other feeds of
 the cycle keep their place (a ``ProcessPoolExecutor`` breaks as a whole instead).
+
+Workers die with the process that owns them (#11): each asks the kernel for SIGKILL when
+its parent goes (Linux ``PR_SET_PDEATHSIG``), so a killed service leaves no parser running.
+They are spawned, not forked from a forkserver: a forkserver's children are its own, and it
+lives on as long as any of them holds its pipe, which a worker stuck in a parse does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import math
 import multiprocessing
 import os
 import resource
 import signal
+import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures.process import BrokenProcessPool
@@ -61,8 +68,31 @@ def match_articles(rules: RuleSet, articles: Sequence[Article]) -> MatchedArticl
     return tuple((article, match_article(rules, article)) for article in articles)
 
 
-def _start_worker(rules: RuleSet) -> None:
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel SIGKILL this process when its parent exits, even mid-parse.
+
+    A watcher thread could not do it: a backtracking regex holds the GIL. The signal is
+    tied to the thread that started the worker: pebble starts the first workers from the
+    thread that first schedules a parse (the service's poll thread, which lasts as long as
+    the service) and replacements from its own manager thread. Were that thread to end,
+    its workers would die and be replaced, failing only the feeds they held. Elsewhere
+    than Linux a busy worker lasts until its CPU budget ends it.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent:  # the parent died before the request: nobody would signal
+        os._exit(1)
+
+
+def _start_worker(rules: RuleSet, parent: int) -> None:
     global _worker_rules
+    _die_with_parent(parent)
     _worker_rules = rules
     # A worker stopped by its CPU limit gets SIGXCPU, whose default action dumps core.
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -116,9 +146,10 @@ class ArticleReader:
         return ProcessPool(
             max_workers=self._workers,
             initializer=_start_worker,
-            initargs=(self.rules,),
-            # forkserver: the scheduler runs threads, and forking a threaded process is unsafe.
-            context=multiprocessing.get_context("forkserver"),
+            initargs=(self.rules, os.getpid()),
+            # spawn: the scheduler runs threads, and forking a threaded process is unsafe;
+            # and a spawned worker is this process's child, so it can die with it.
+            context=multiprocessing.get_context("spawn"),
         )
 
     def _working_pool(self) -> ProcessPool:

@@ -190,7 +190,7 @@ async def _busy_worker(timeout: float) -> int:
     while asyncio.get_running_loop().time() < deadline:
         for child in me.children(recursive=True):
             try:
-                if child.ppid() != me.pid and sum(child.cpu_times()[:2]) > 1.0:
+                if sum(child.cpu_times()[:2]) > 1.0:
                     return child.pid
             except psutil.NoSuchProcess:
                 continue

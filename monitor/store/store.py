@@ -664,24 +664,34 @@ class Store(HoldStore):
                     )
         # Written in feed-URL order, so concurrent writers lock feed rows in the same order.
         order = sorted(range(len(outcomes)), key=lambda i: outcomes[i].feed_url)
+        plain = [i for i in order if _is_plain(outcomes[i])]
+        full = [i for i in order if not _is_plain(outcomes[i])]
         index = self._stories if any(outcome.articles for outcome in outcomes) else None
         staged: list[Story] = []
 
         def record(connection: Connection) -> list[PollSaved]:
             staged.clear()  # a transaction run again starts over
+            ids = _lock_feeds(connection, [outcomes[i].feed_url for i in order])
+            # A 304 or an unchanged body: one UPDATE for all of them (#11, the warm cycle).
+            if plain:
+                connection.execute(
+                    _PLAIN_UPDATE,
+                    [_plain_row(ids[outcomes[i].feed_url], outcomes[i]) for i in plain],
+                )
             if index is not None:
                 _catch_up(connection, index, min(o.polled_at for o in outcomes))
             saved = {
                 i: _record(
                     connection,
                     outcomes[i],
+                    ids[outcomes[i].feed_url],
                     self.gatekeeper(connection, outcomes[i].polled_at),
                     index,
                     staged,
                 )
-                for i in order
+                for i in full
             }
-            return [saved[i] for i in range(len(outcomes))]
+            return [saved.get(i, PollSaved(0, 0, 0)) for i in range(len(outcomes))]
 
         saved = self._run(record, write=True)
         if index is not None:  # committed: this worker's own stories join the index
@@ -1333,25 +1343,96 @@ def _fetch_state(outcome: PollOutcome) -> dict[str, Any]:
     return state
 
 
+def _is_plain(outcome: PollOutcome) -> bool:
+    """A success that brought nothing to store: a 304, or a body equal to the last one."""
+    return (
+        outcome.error is None
+        and not outcome.articles
+        and outcome.moved_to is None
+        and outcome.publish_gap is None
+        and outcome.refresh_hint is None
+    )
+
+
+def _lock_feeds(connection: Connection, urls: Sequence[str]) -> dict[str, int]:
+    """The ids of the feeds at `urls`, their rows locked in URL order (PostgreSQL).
+
+    Locking them all first, in the order every writer uses, lets a batch then write them
+    in any order without deadlocking another writer.
+    """
+    ids: dict[str, int] = {}
+    for chunk in _chunks(sorted(set(urls))):
+        found = (
+            select(feeds.c.id, feeds.c.url)
+            .where(feeds.c.url.in_(chunk))
+            .order_by(feeds.c.url)
+            .with_for_update()
+        )
+        ids.update((row.url, row.id) for row in connection.execute(found))
+    missing = [url for url in urls if url not in ids]
+    if missing:
+        raise StoreError(
+            f"{missing[0]}: feed is not in the database; "
+            "sync the feeds file (Store.sync_feeds) before recording polls"
+        )
+    return ids
+
+
+# The feed-row writes of a plain success, as _fetch_state makes them, with bound values.
+_PLAIN_UPDATE = (
+    update(feeds)
+    .where(feeds.c.id == bindparam("b_id"))
+    .values(
+        last_polled_at=bindparam("b_polled_at", type_=UTCDateTime()),
+        last_success_at=bindparam("b_polled_at", type_=UTCDateTime()),
+        last_status=bindparam("b_status"),
+        next_poll_at=bindparam("b_next_poll_at", type_=UTCDateTime()),
+        leased_until=None,
+        leased_by=None,
+        error_count=0,
+        last_error=None,
+        failing_since=None,
+        not_found_count=0,
+        attention=None,
+        first_polled_at=func.coalesce(
+            feeds.c.first_polled_at, bindparam("b_polled_at", type_=UTCDateTime())
+        ),
+        etag=func.coalesce(bindparam("b_etag", type_=feeds.c.etag.type), feeds.c.etag),
+        last_modified=func.coalesce(
+            bindparam("b_last_modified", type_=feeds.c.last_modified.type), feeds.c.last_modified
+        ),
+        body_digest=func.coalesce(
+            bindparam("b_body_digest", type_=feeds.c.body_digest.type), feeds.c.body_digest
+        ),
+    )
+)
+
+
+def _plain_row(feed_id: int, outcome: PollOutcome) -> dict[str, Any]:
+    return {
+        "b_id": feed_id,
+        "b_polled_at": outcome.polled_at,
+        "b_status": outcome.status,
+        "b_next_poll_at": outcome.next_poll_at,
+        "b_etag": outcome.etag,
+        "b_last_modified": outcome.last_modified,
+        "b_body_digest": outcome.body_digest,
+    }
+
+
 def _record(
     connection: Connection,
     outcome: PollOutcome,
+    feed_id: int,
     gate: Gatekeeper | None = None,
     index: StoryIndex | None = None,
     staged: list[Story] | None = None,
 ) -> PollSaved:
-    """One outcome of record_polls, inside its transaction; ``gate`` may hold matches back.
+    """One outcome of record_polls that is not plain, inside its transaction; ``gate`` may
+    hold matches back.
 
     Given the story index, it clusters what it stores (the stories it adds go to `staged`,
     for after the commit)."""
-    feed_id = connection.execute(
-        select(feeds.c.id).where(feeds.c.url == outcome.feed_url)
-    ).scalar_one_or_none()
-    if feed_id is None:
-        raise StoreError(
-            f"{outcome.feed_url}: feed is not in the database; "
-            "sync the feeds file (Store.sync_feeds) before recording polls"
-        )
     # Updating the feed row first also serialises concurrent polls of one feed.
     connection.execute(update(feeds).where(feeds.c.id == feed_id).values(_fetch_state(outcome)))
     _refresh_seen(connection, feed_id, outcome)
