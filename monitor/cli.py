@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 
 from monitor import __version__
-from monitor.config import Settings, load_settings, parse_duration
+from monitor.config import Settings, format_duration, load_settings, parse_duration
 from monitor.errors import ConfigError, InputError, MonitorError, RuleProblem, StoreError
 from monitor.logs import log_to_stderr, secret_parts
 from monitor.model import Article, FeedSpec
@@ -719,14 +719,6 @@ def write_feeds_file(settings: Settings, path: Path, text: str) -> tuple[FeedSpe
         click.echo(f"warning: {path} changed; the database follows when it is reachable: {exc}",
                    err=True)  # fmt: skip
     return written
-
-
-def format_duration(seconds: float) -> str:
-    """Seconds as the feeds file writes them: 2h, 15m, 90s."""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds / size:g}{unit}"
-    return f"{seconds:g}s"
 
 
 @main.group()

@@ -52,6 +52,15 @@ def parse_duration(value: str | int | float) -> float:
     return float(found.group(1)) * _UNIT_SECONDS[found.group(2)]
 
 
+def format_duration(seconds: float) -> str:
+    """Seconds as an operator writes them (``3d``, ``2h``, ``15m``, ``90s``): the inverse of
+    parse_duration, for messages and files that show a setting."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
 def _duration(value: Any) -> Any:
     return parse_duration(value) if isinstance(value, str | int | float) else value
 

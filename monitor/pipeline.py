@@ -588,8 +588,7 @@ def deliver_pending(
                 # Claimed in published order, so other channels' alerts may come too.
                 more, _ = take(MAX_GROUP - len(queue))
         parcel, message = _next_parcel(queue, channel in grouping, render, threads)
-        for delivery in parcel:
-            store.start_send(delivery.id, clock())
+        store.start_send([delivery.id for delivery in parcel], clock())
         try:
             reference = sender.send(channel, message)
         except DeliveryError as exc:

@@ -22,7 +22,7 @@ from functools import partial
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from monitor.config import Settings
+from monitor.config import Settings, format_duration
 from monitor.digest import DigestReport, send_digests
 from monitor.digest_schedule import digest_trigger, next_digest_at
 from monitor.errors import ConfigError, MonitorError
@@ -200,7 +200,7 @@ class Service:
             log.debug(
                 "story clusters: %d articles of the last %s indexed in %.1fs",
                 loaded,
-                _duration_text(window),
+                format_duration(window),
                 time.monotonic() - started,
             )
 
@@ -391,14 +391,6 @@ class Service:
             self.edges.sender.send(channel, render_notice(summary))
         except Exception as exc:  # the ops notice is best effort; the log already has it
             log.error("could not tell %s about rule errors: %s", channel, exc)
-
-
-def _duration_text(seconds: float) -> str:
-    """`3d`, `12h`, `90m` or `45s`: a setting's value as the operator writes it."""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds / size:g}{unit}"
-    return f"{seconds:g}s"
 
 
 def rule_routes(ruleset: RuleSet) -> dict[str, frozenset[str]]:

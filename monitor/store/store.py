@@ -998,11 +998,12 @@ class Store(HoldStore):
         rows = self._run(lambda connection: connection.execute(counts).all())
         return {status: count for status, count in rows}
 
-    def start_send(self, delivery_id: int, now: datetime) -> None:
-        """Note, committed before the request, that a send begins: a crash leaves it set."""
+    def start_send(self, delivery_ids: Sequence[int], now: datetime) -> None:
+        """Note, committed before the request, that a send of these deliveries (one alert,
+        or a grouped message's) begins: a crash leaves it set."""
         starting = (
             update(deliveries)
-            .where(deliveries.c.id == delivery_id, deliveries.c.status == "pending")
+            .where(deliveries.c.id.in_(delivery_ids), deliveries.c.status == "pending")
             .values(sending_at=now)
         )
         self._run(lambda connection: connection.execute(starting), write=True)

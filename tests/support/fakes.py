@@ -279,7 +279,7 @@ class FakeStore:
         else:
             self._update(row, attempts=row.attempts + 1, last_error=error, next_attempt_at=retry_at)
 
-    def start_send(self, delivery_id: int, now: datetime) -> None:
+    def start_send(self, delivery_ids: Sequence[int], now: datetime) -> None:
         """Not an event: the order tests read is claim, send, mark."""
 
     def mark_uncertain(
