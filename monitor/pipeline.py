@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from functools import partial
+from functools import lru_cache, partial
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -284,10 +284,15 @@ class HostSlots:
         self._slots: dict[str, asyncio.Semaphore] = {}
 
     def slot(self, url: str) -> asyncio.Semaphore:
-        host = (urlsplit(url).hostname or "").lower()
+        host = _host(url)
         if host not in self._slots:
             self._slots[host] = asyncio.Semaphore(self._per_host)
         return self._slots[host]
+
+
+@lru_cache(maxsize=2**16)  # every cycle polls the same feed URLs again
+def _host(url: str) -> str:
+    return (urlsplit(url).hostname or "").lower()
 
 
 # A bound on a cycle's rounds: far above any feeds file's size, so only a bug meets it.

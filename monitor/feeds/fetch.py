@@ -13,6 +13,7 @@ import asyncio
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from http import HTTPStatus
 from types import TracebackType
 
@@ -29,6 +30,7 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _PERMANENT = frozenset({301, 308})  # the feed moved: the store fetches the new URL from now on
 _RETRY_AFTER = frozenset({429, 503})  # statuses whose Retry-After the scheduler honours
 _CHUNK = 64 * 1024
+_KNOWN_URLS = 2**16  # parsed feed URLs kept: more than one machine's feeds
 _SHOWN_URL = 200  # longest URL quoted in a message: Location headers are untrusted text
 _SHOWN_DETAIL = 100  # longest library or header text quoted: it may quote the server's bytes
 _ACCEPT = (
@@ -116,6 +118,8 @@ class Fetcher:
         self._slots = asyncio.Semaphore(options.concurrency)
         self._session: aiohttp.ClientSession | None = None
         self._resolver: GuardedResolver | None = None
+        # A cycle asks the same questions of every feed on a host: answered once per cycle.
+        self._refusals: dict[str, str | None] = {}
 
     async def __aenter__(self) -> Fetcher:
         options = self._options
@@ -237,7 +241,9 @@ class Fetcher:
             )
         if not url.host:
             raise FetchError(feed_url, f"invalid URL {_shown(str(url))!r}: it has no host")
-        refusal = self._policy.refusal_for_literal(url.host)
+        if url.host not in self._refusals:
+            self._refusals[url.host] = self._policy.refusal_for_literal(url.host)
+        refusal = self._refusals[url.host]
         if refusal is not None:
             raise FetchError(feed_url, shorten(refusal))
 
@@ -287,6 +293,7 @@ def _conditional_headers(request: FetchRequest) -> dict[str, str]:
     return headers
 
 
+@lru_cache(maxsize=_KNOWN_URLS)  # every cycle fetches the same feed URLs again
 def _parse_url(feed_url: str) -> URL:
     try:
         return URL(feed_url).with_fragment(None)
