@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from socketserver import ThreadingMixIn
 from typing import Any
@@ -28,7 +28,7 @@ from monitor.digest import DigestReport
 from monitor.health import Health
 from monitor.matching import RuleLoad
 from monitor.pipeline import DeliveryReport, PollReport
-from monitor.store.store import FeedState, PendingSummary
+from monitor.store.store import FeedTally, PendingSummary
 
 FEED_OUTCOMES = ("updated", "not-modified", "unchanged", "failed")
 DELIVERY_OUTCOMES = ("sent", "retrying", "failed", "uncertain", "expired")
@@ -177,11 +177,10 @@ class Metrics:
         self.new_articles.inc(report.new_articles)
         self.new_matches.inc(report.new_matches)
 
-    def record_feeds(self, states: Sequence[FeedState]) -> None:
-        active = [state for state in states if state.active]
+    def record_feeds(self, tally: FeedTally) -> None:
         for health in FEED_HEALTH:
-            self.feeds.labels(health).set(sum(state.health == health for state in active))
-        self.feeds_moved.set(sum(state.fetch_url is not None for state in active))
+            self.feeds.labels(health).set(tally.by_health.get(health, 0))
+        self.feeds_moved.set(tally.moved)
 
     def record_delivery(self, report: DeliveryReport) -> None:
         self.alert_deliveries.labels("sent").inc(report.sent)

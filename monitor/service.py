@@ -290,7 +290,7 @@ class Service:
         report = asyncio.run(cycle)
         self.last_cycle_at = datetime.now(UTC)
         self.metrics.record_poll(report)
-        self.metrics.record_feeds(self.store.feeds())
+        self.metrics.record_feeds(self.store.tally_feeds())
         self.metrics.record_holds(self.store.hold_counts())
         for feed in report.feeds:
             if feed.held_back:

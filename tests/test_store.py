@@ -137,6 +137,23 @@ def test_feed_state_round_trip(store: Store) -> None:
     ]  # fmt: skip
 
 
+def test_the_feed_tally_counts_what_feed_health_says(store: Store) -> None:
+    feed_c = FeedSpec("https://c.example/feed", "C", ())
+    feed_d = FeedSpec("https://d.example/feed", "D", ())
+    feed_e = FeedSpec("https://e.example/feed", "E", ())
+    store.sync_feeds([FEED_A, FEED_B, feed_c, feed_d, feed_e], NOW)
+    store.record_poll(poll(FEED_A, moved_to="https://a2.example/feed"))  # ok, moved
+    store.record_poll(poll(FEED_B, status=503, error="HTTP 503"))  # failing
+    store.record_poll(poll(feed_c, status=410, error="HTTP 410", attention="HTTP 410 Gone"))
+    # feed_d never polled: new
+    store.sync_feeds([FEED_A, FEED_B, feed_c, feed_d], NOW)  # feed_e removed: not counted
+    tally = store.tally_feeds()
+    active = [feed for feed in store.feeds() if feed.active]
+    assert tally.by_health == {"ok": 1, "failing": 1, "attention": 1, "new": 1}
+    assert tally.by_health == {f.health: sum(g.health == f.health for g in active) for f in active}
+    assert tally.moved == 1
+
+
 def test_naive_datetimes_are_refused(store: Store) -> None:
     with pytest.raises(Exception, match="naive datetime"):
         store.record_poll(poll(FEED_A, (article("1", published=datetime(2025, 1, 1)), [])))

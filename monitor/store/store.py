@@ -134,13 +134,32 @@ class FeedState:
     @property
     def health(self) -> str:
         """One word for `feeds list` and the metrics: removed, attention, failing, new or ok."""
-        if not self.active:
-            return "removed"
-        if self.attention:
-            return "attention"
-        if self.error_count:
-            return "failing"
-        return "new" if self.last_success_at is None else "ok"
+        return feed_health(
+            active=self.active,
+            attention=bool(self.attention),
+            failing=bool(self.error_count),
+            succeeded=self.last_success_at is not None,
+        )
+
+
+def feed_health(*, active: bool, attention: bool, failing: bool, succeeded: bool) -> str:
+    """FeedState.health from the facts it rests on, so a count in SQL agrees with it."""
+    if not active:
+        return "removed"
+    if attention:
+        return "attention"
+    if failing:
+        return "failing"
+    return "ok" if succeeded else "new"
+
+
+@dataclass(frozen=True, slots=True)
+class FeedTally:
+    """How many active feeds are in each health, and how many were moved: the metrics'
+    gauges, counted by the database rather than by loading every feed each cycle."""
+
+    by_health: dict[str, int]
+    moved: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -525,7 +544,7 @@ class Store(HoldStore):
                 .returning(*feeds.c)
             )
             rows = connection.execute(claim).all() if found else []
-            return [replace(_feed_state(row), taken_over=row.id in expired) for row in rows]
+            return [_feed_state(row, taken_over=row.id in expired) for row in rows]
 
         states = self._run(take, write=True)
         return sorted(states, key=lambda state: state.url)
@@ -561,6 +580,26 @@ class Store(HoldStore):
         """Every feed, active or not, by URL."""
         rows = self._run(lambda c: c.execute(select(feeds).order_by(feeds.c.url)).all())
         return [_feed_state(row) for row in rows]
+
+    def tally_feeds(self) -> FeedTally:
+        """The active feeds counted by health (FeedState.health) and moved or not."""
+        facts = (
+            func.coalesce(feeds.c.attention, "") != "",
+            feeds.c.error_count > 0,
+            feeds.c.last_success_at.is_not(None),
+            feeds.c.fetch_url.is_not(None),
+        )
+        counted = select(*facts, func.count()).where(feeds.c.active).group_by(*facts)
+        rows = self._run(lambda connection: connection.execute(counted).all())
+        by_health: dict[str, int] = {}
+        moved = 0
+        for attention, failing, succeeded, was_moved, count in rows:
+            health = feed_health(
+                active=True, attention=attention, failing=failing, succeeded=succeeded
+            )
+            by_health[health] = by_health.get(health, 0) + count
+            moved += count if was_moved else 0
+        return FeedTally(by_health, moved)
 
     def items_per_day(self, since: datetime, now: datetime) -> dict[str, float]:
         """Articles published between `since` and `now` per day, by feed URL (feeds with any)."""
@@ -1690,7 +1729,7 @@ def _match(row: Row[*tuple[Any, ...]]) -> Match:
     )
 
 
-def _feed_state(row: Row[*tuple[Any, ...]]) -> FeedState:
+def _feed_state(row: Row[*tuple[Any, ...]], *, taken_over: bool = False) -> FeedState:
     return FeedState(
         url=row.url,
         name=row.name,
@@ -1714,6 +1753,7 @@ def _feed_state(row: Row[*tuple[Any, ...]]) -> FeedState:
         leased_until=row.leased_until,
         publish_gap=row.publish_gap,
         refresh_hint=row.refresh_hint,
+        taken_over=taken_over,
     )
 
 
